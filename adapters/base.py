@@ -1,0 +1,90 @@
+"""The one interface every framework adapter implements. Imports no framework.
+
+The harness drives an adapter like this (and times it, never the adapter itself):
+
+    adapter = Adapter(variant, device, threads)
+    adapter.setup()                      # import the framework, apply threads and device
+    adapter.build(spec, weights)         # native model from the spec, loaded with `weights`
+    for each epoch:
+        adapter.stage(x, y)              # untimed: this epoch's batches, in the harness's order
+        synchronize(); clock; for i in block: handle = adapter.train_step(i); synchronize(); clock
+        adapter.loss_values(handles)     # untimed: losses as floats
+        adapter.predict(x_test)          # untimed: logits for evaluation
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from workloads.spec import WorkloadSpec
+
+
+class SkipTrial(Exception):
+    """This framework cannot run this trial here (no GPU, unsupported combination)."""
+
+
+class Adapter(ABC):
+    framework: ClassVar[str]
+
+    def __init__(self, variant: str, device: str, threads: int) -> None:
+        self.variant = variant
+        self.device = device  # "cpu", "cuda" or "auto"; setup() resolves "auto"
+        self.threads = threads
+        self.n_batches = 0
+
+    @abstractmethod
+    def setup(self) -> dict[str, Any]:
+        """Import the framework, apply thread settings, resolve the device (raise SkipTrial if it
+        is not there). Return the settings that were applied, for the record."""
+
+    @abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Versions of the framework packages in use (called after setup)."""
+
+    @abstractmethod
+    def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> None:
+        """Build the model and optimizer from the spec and load `weights` (spec layout)."""
+
+    @abstractmethod
+    def param_count(self) -> int:
+        """Trainable parameters as the framework counts them."""
+
+    @abstractmethod
+    def stage(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Place one epoch of samples, already in the harness's order, on the device as
+        `self.n_batches` full batches (a trailing partial batch is dropped)."""
+
+    @abstractmethod
+    def train_step(self, i: int) -> Any:
+        """One optimizer step on staged batch `i`; returns a handle to the loss (not a float,
+        so that no device sync is forced)."""
+
+    @abstractmethod
+    def synchronize(self) -> None:
+        """Block until all queued device work is done (the harness calls it around the clock)."""
+
+    @abstractmethod
+    def loss_values(self, handles: Sequence[Any]) -> list[float]:
+        """Loss handles from train_step as Python floats."""
+
+    @abstractmethod
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Logits (float32 NumPy) for a batch of inputs, in inference mode."""
+
+    def device_memory_peak(self) -> int | None:
+        """Peak device memory in bytes where the framework tracks it (GPU), else None."""
+        return None
+
+
+def split_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Full batches of an epoch, in order; the trailing partial batch is dropped so that every
+    step has the same shape (what compiled and traced paths need)."""
+    n = len(x) // batch_size
+    return [(x[i * batch_size:(i + 1) * batch_size], y[i * batch_size:(i + 1) * batch_size]) for i in range(n)]
+
+
+def hwio_to_oihw(kernel: np.ndarray) -> np.ndarray:
+    """Conv kernel from the spec's (kh, kw, in, out) layout to (out, in, kh, kw)."""
+    return np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))

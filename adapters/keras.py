@@ -1,0 +1,117 @@
+"""Keras 3 with its backend as the variant (KERAS_BACKEND is set by the harness before import)."""
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+from keras import layers
+
+from adapters.base import Adapter, SkipTrial, split_batches
+from workloads.spec import WorkloadSpec
+
+
+def build_model(spec: WorkloadSpec) -> keras.Sequential:
+    model = keras.Sequential([keras.Input(shape=tuple(spec.input_shape))])
+    for layer in spec.layers:
+        if layer.kind == "dense":
+            model.add(layers.Dense(layer.units))
+        elif layer.kind == "conv2d":
+            model.add(layers.Conv2D(layer.filters, layer.kernel, padding="valid"))
+        elif layer.kind == "maxpool":
+            model.add(layers.MaxPooling2D(layer.pool))
+        elif layer.kind == "flatten":
+            model.add(layers.Flatten())  # channels_last: (h, w, c) order, as the spec
+        elif layer.kind == "dropout":
+            model.add(layers.Dropout(layer.rate))
+        else:
+            model.add(layers.Activation(layer.kind))
+    return model
+
+
+class KerasAdapter(Adapter):
+    framework = "keras"
+
+    def setup(self) -> dict[str, Any]:
+        backend = keras.backend.backend()
+        if backend != self.variant:
+            raise RuntimeError(f"Keras loaded backend {backend!r}, expected {self.variant!r} (KERAS_BACKEND "
+                               f"is {os.environ.get('KERAS_BACKEND')!r})")
+        has_gpu = self._backend_has_gpu()
+        if self.device == "auto":
+            self.device = "cuda" if has_gpu else "cpu"
+        if self.device == "cuda" and not has_gpu:
+            raise SkipTrial(f"no GPU visible to the Keras {backend} backend")
+        settings: dict[str, Any] = {"backend": backend, "mode": "train_on_batch"}
+        if backend == "tensorflow":
+            import tensorflow as tf
+            tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+            settings.update(intra_op_threads=self.threads, inter_op_threads=1)
+        elif backend == "torch":
+            import torch
+            torch.set_num_threads(self.threads)
+            settings.update(intra_op_threads=torch.get_num_threads())
+        else:
+            settings.update(intra_op_threads="XLA_FLAGS/OMP (environment)")
+        return settings
+
+    def _backend_has_gpu(self) -> bool:
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+            return bool(tf.config.list_physical_devices("GPU"))
+        if backend == "torch":
+            import torch
+            return torch.cuda.is_available()
+        import jax
+        return any(d.platform == "gpu" for d in jax.devices())
+
+    def versions(self) -> dict[str, str]:
+        backend = keras.backend.backend()
+        module = importlib.import_module({"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}[backend])
+        return {"keras": keras.__version__, backend: module.__version__}
+
+    def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> None:
+        self.spec = spec
+        keras.utils.set_random_seed(0)  # only affects dropout; weights come from the spec
+        self.model = build_model(spec)
+        self.model.set_weights(list(weights))
+        opt = spec.optimizer
+        if opt.name == "adam":
+            optimizer = keras.optimizers.Adam(learning_rate=opt.learning_rate, beta_1=opt.beta1,
+                                              beta_2=opt.beta2, epsilon=opt.eps)
+        else:
+            optimizer = keras.optimizers.SGD(learning_rate=opt.learning_rate)
+        if spec.loss == "softmax_cross_entropy":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        else:
+            loss = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.model.compile(optimizer=optimizer, loss=loss)  # jit_compile left at Keras's default
+        self.jit_compile = self.model.jit_compile
+
+    def param_count(self) -> int:
+        return int(self.model.count_params())
+
+    def stage(self, x: np.ndarray, y: np.ndarray) -> None:
+        if self.spec.loss == "binary_cross_entropy":
+            y = y.reshape(-1, 1)
+        convert = keras.ops.convert_to_tensor
+        self.batches = [(convert(xb), convert(yb)) for xb, yb in split_batches(x, y, self.spec.batch_size)]
+        self.n_batches = len(self.batches)
+
+    def train_step(self, i: int) -> float:
+        x, y = self.batches[i]
+        return self.model.train_on_batch(x, y)
+
+    def synchronize(self) -> None:
+        # train_on_batch returns the loss as a host float, so each step has already waited.
+        pass
+
+    def loss_values(self, handles: Sequence[Any]) -> list[float]:
+        return [float(h) for h in handles]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_on_batch(x))

@@ -1,0 +1,131 @@
+"""PyTorch, eager mode."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from adapters.base import Adapter, SkipTrial, hwio_to_oihw, split_batches
+from workloads.spec import WorkloadSpec
+
+
+class _FlattenHWC(nn.Module):
+    """Flatten NCHW activations in (h, w, c) order, the spec's order, so shared weights fit."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 2, 3, 1).flatten(1)
+
+
+def build_module(spec: WorkloadSpec) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for layer, shape_in in zip(spec.layers, spec.shapes()):
+        if layer.kind == "dense":
+            layers.append(nn.Linear(shape_in[0], layer.units))
+        elif layer.kind == "conv2d":
+            layers.append(nn.Conv2d(shape_in[-1], layer.filters, layer.kernel))
+        elif layer.kind == "maxpool":
+            layers.append(nn.MaxPool2d(layer.pool))
+        elif layer.kind == "flatten":
+            layers.append(_FlattenHWC())
+        elif layer.kind == "dropout":
+            layers.append(nn.Dropout(layer.rate))
+        else:
+            layers.append({"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[layer.kind]())
+    return nn.Sequential(*layers)
+
+
+def load_weights(module: nn.Sequential, weights: Sequence[np.ndarray]) -> None:
+    it = iter(weights)
+    with torch.no_grad():
+        for layer in module:
+            if isinstance(layer, nn.Linear):
+                layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(next(it).T)))
+                layer.bias.copy_(torch.from_numpy(next(it)))
+            elif isinstance(layer, nn.Conv2d):
+                layer.weight.copy_(torch.from_numpy(hwio_to_oihw(next(it))))
+                layer.bias.copy_(torch.from_numpy(next(it)))
+
+
+class PyTorchAdapter(Adapter):
+    framework = "pytorch"
+
+    def setup(self) -> dict[str, Any]:
+        torch.set_num_threads(self.threads)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # already set (only possible before any parallel work)
+            pass
+        if self.device == "auto":
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise SkipTrial("no CUDA device visible to PyTorch")
+        self.dev = torch.device(self.device)
+        return {
+            "intra_op_threads": torch.get_num_threads(),
+            "inter_op_threads": torch.get_num_interop_threads(),
+            "mode": "eager",
+        }
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": torch.__version__}
+
+    def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> None:
+        self.spec = spec
+        self.channels_first = len(spec.input_shape) == 3
+        self.model = build_module(spec)
+        load_weights(self.model, weights)
+        self.model.to(self.dev).train()
+        opt = spec.optimizer
+        if opt.name == "adam":
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=opt.learning_rate,
+                                              betas=(opt.beta1, opt.beta2), eps=opt.eps)
+        else:
+            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=opt.learning_rate)
+        if spec.loss == "softmax_cross_entropy":
+            self.loss_fn = F.cross_entropy
+        else:
+            self.loss_fn = lambda logits, y: F.binary_cross_entropy_with_logits(logits[:, 0], y)
+
+    def param_count(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    def _inputs(self, x: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(x))
+        if self.channels_first:
+            t = t.permute(0, 3, 1, 2).contiguous()
+        return t.to(self.dev)
+
+    def stage(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.batches = [(self._inputs(xb), torch.from_numpy(yb).to(self.dev))
+                        for xb, yb in split_batches(x, y, self.spec.batch_size)]
+        self.n_batches = len(self.batches)
+
+    def train_step(self, i: int) -> torch.Tensor:
+        x, y = self.batches[i]
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model(x), y)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def synchronize(self) -> None:
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def loss_values(self, handles: Sequence[torch.Tensor]) -> list[float]:
+        if not handles:
+            return []
+        return torch.stack(list(handles)).cpu().tolist()
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        with torch.no_grad():
+            out = self.model(self._inputs(x)).cpu().numpy()
+        self.model.train()
+        return out
+
+    def device_memory_peak(self) -> int | None:
+        return int(torch.cuda.max_memory_allocated()) if self.dev.type == "cuda" else None

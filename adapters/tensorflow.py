@@ -1,0 +1,121 @@
+"""Native TensorFlow (no Keras): tf.Variable, GradientTape, tf.function, and the fused
+optimizer kernels (ResourceApplyAdam / ResourceApplyGradientDescent) TF's own optimizers use."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from adapters.base import Adapter, SkipTrial, split_batches
+from workloads.spec import WorkloadSpec
+
+_ACTIVATIONS = {"relu": tf.nn.relu, "tanh": tf.nn.tanh, "sigmoid": tf.nn.sigmoid}
+
+
+class TensorFlowAdapter(Adapter):
+    framework = "tensorflow"
+
+    def setup(self) -> dict[str, Any]:
+        tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        gpus = tf.config.list_physical_devices("GPU")
+        if self.device == "auto":
+            self.device = "cuda" if gpus else "cpu"
+        if self.device == "cuda" and not gpus:
+            raise SkipTrial("no GPU visible to TensorFlow")
+        self.tf_device = "/GPU:0" if self.device == "cuda" else "/CPU:0"
+        return {
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "mode": "tf.function",
+            "jit_compile": False,
+        }
+
+    def versions(self) -> dict[str, str]:
+        return {"tensorflow": tf.__version__}
+
+    def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> None:
+        self.spec = spec
+        with tf.device(self.tf_device):
+            self.params = [tf.Variable(w, trainable=True) for w in weights]
+            opt = spec.optimizer
+            if opt.name == "adam":
+                self.slots = [(tf.Variable(tf.zeros_like(w)), tf.Variable(tf.zeros_like(w))) for w in weights]
+                self.beta_powers = (tf.Variable(opt.beta1, dtype=tf.float32), tf.Variable(opt.beta2, dtype=tf.float32))
+        self._step = tf.function(self._train_step, jit_compile=False)
+        signature = [tf.TensorSpec((None,) + tuple(spec.input_shape), tf.float32)]
+        self._forward_eval = tf.function(lambda x: self._forward(x, training=False), input_signature=signature)
+        self._last_loss = None
+
+    def _forward(self, x: tf.Tensor, training: bool) -> tf.Tensor:
+        params = iter(self.params)
+        for layer in self.spec.layers:
+            if layer.kind == "dense":
+                x = tf.matmul(x, next(params)) + next(params)
+            elif layer.kind == "conv2d":
+                x = tf.nn.bias_add(tf.nn.conv2d(x, next(params), strides=1, padding="VALID"), next(params))
+            elif layer.kind == "maxpool":
+                x = tf.nn.max_pool2d(x, ksize=layer.pool, strides=layer.pool, padding="VALID")
+            elif layer.kind == "flatten":
+                x = tf.reshape(x, [tf.shape(x)[0], -1])
+            elif layer.kind == "dropout":
+                x = tf.nn.dropout(x, rate=layer.rate) if training else x
+            else:
+                x = _ACTIVATIONS[layer.kind](x)
+        return x
+
+    def _loss(self, logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        if self.spec.loss == "softmax_cross_entropy":
+            per_sample = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        else:
+            per_sample = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits[:, 0])
+        return tf.reduce_mean(per_sample)
+
+    def _train_step(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = self._loss(self._forward(x, training=True), y)
+        grads = tape.gradient(loss, self.params)
+        opt = self.spec.optimizer
+        if opt.name == "adam":
+            b1_power, b2_power = self.beta_powers
+            for var, grad, (m, v) in zip(self.params, grads, self.slots):
+                tf.raw_ops.ResourceApplyAdam(
+                    var=var.handle, m=m.handle, v=v.handle, beta1_power=b1_power.read_value(),
+                    beta2_power=b2_power.read_value(), lr=opt.learning_rate, beta1=opt.beta1,
+                    beta2=opt.beta2, epsilon=opt.eps, grad=grad, use_locking=False)
+            b1_power.assign(b1_power * opt.beta1)
+            b2_power.assign(b2_power * opt.beta2)
+        else:
+            for var, grad in zip(self.params, grads):
+                tf.raw_ops.ResourceApplyGradientDescent(var=var.handle, alpha=opt.learning_rate, delta=grad)
+        return loss
+
+    def param_count(self) -> int:
+        return int(sum(np.prod(v.shape) for v in self.params))
+
+    def stage(self, x: np.ndarray, y: np.ndarray) -> None:
+        with tf.device(self.tf_device):
+            self.batches = [(tf.identity(xb), tf.identity(yb)) for xb, yb in split_batches(x, y, self.spec.batch_size)]
+        self.n_batches = len(self.batches)
+
+    def train_step(self, i: int) -> tf.Tensor:
+        self._last_loss = self._step(*self.batches[i])
+        return self._last_loss
+
+    def synchronize(self) -> None:
+        # A host read of the last result waits for everything queued before it.
+        if self._last_loss is not None:
+            self._last_loss.numpy()
+
+    def loss_values(self, handles: Sequence[tf.Tensor]) -> list[float]:
+        return [float(h.numpy()) for h in handles]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        with tf.device(self.tf_device):
+            return self._forward_eval(tf.constant(x)).numpy()
+
+    def device_memory_peak(self) -> int | None:
+        if self.device != "cuda":
+            return None
+        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])

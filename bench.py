@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""bench.py: benchmark deep-learning frameworks on the same workloads, fairly.
+
+CLI only: parse, plan trials, launch each in its own process, store, report.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from adapters import FRAMEWORKS, all_labels, installed_version, label, missing_modules, parse_selection
+from harness import environment
+from harness.launch import launch
+from harness.plan import RunOptions, plan
+from harness.record import TrialRecord, write_json
+from harness.threads import default_threads
+from workloads import IMAGE_DATASETS, WORKLOADS, datasets, get_workload
+from workloads.spec import PROFILES
+
+log = logging.getLogger("bench")
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "runs"
+
+
+def fail(message: str, code: int = 2) -> SystemExit:
+    """One line on stderr and an exit code: 2 for a usage mistake, 1 for a missing resource."""
+    print(f"bench.py: error: {message}", file=sys.stderr)
+    return SystemExit(code)
+
+
+class Parser(argparse.ArgumentParser):
+    """User mistakes end in one line on stderr and exit code 2, never a traceback."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed; use a whole number of 1 or more")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; use 0 to {2**32 - 1}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not allowed; use a number of seconds above 0")
+    return value
+
+
+def _framework(text: str) -> str:
+    try:
+        parse_selection(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _workload(text: str) -> str:
+    try:
+        get_workload(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="bench.py", description=__doc__.strip().splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,report}")
+
+    sub.add_parser("list", help="frameworks and variants (installed or not), workloads, profiles")
+
+    run = sub.add_parser("run", help="run trials and write a run directory with records and summary.md")
+    run.add_argument("-f", "--framework", action="append", type=_framework, default=[], metavar="NAME[:VARIANT]",
+                     help=f"repeatable; default: all ({', '.join(all_labels())})")
+    run.add_argument("-w", "--workload", action="append", type=_workload, default=[], metavar="WORKLOAD",
+                     help=f"repeatable; default: all ({', '.join(WORKLOADS)})")
+    run.add_argument("--dataset", choices=IMAGE_DATASETS, default="mnist", help="for the image workloads")
+    run.add_argument("--profile", choices=PROFILES, default="quick")
+    run.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    run.add_argument("--repeats", type=_positive_int, default=1, help="fresh processes per trial, interleaved")
+    run.add_argument("--threads", type=_positive_int, default=default_threads(),
+                     help="intra-op threads for every framework (default: all cores)")
+    run.add_argument("--seed", type=_seed, default=0)
+    run.add_argument("--timeout", type=_positive_float, default=None, metavar="SECONDS",
+                     help="per trial (default by profile: smoke 300, quick 900, full 14400)")
+    run.add_argument("--data-dir", default=None, help=f"folder with the IDX files (default: ${datasets.ENV_DATA_DIR})")
+    run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where run directories are made")
+    run.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                     help="finish an interrupted run: its own options, only the trials without a record")
+
+    report = sub.add_parser("report", help="rewrite summary.md of a run and print its tables")
+    report.add_argument("run_dir", type=Path)
+    return parser
+
+
+def cmd_list() -> int:
+    print("Frameworks (select with -f NAME or -f NAME:VARIANT):")
+    for info in FRAMEWORKS.values():
+        version = installed_version(info.name)
+        for variant in info.variants:
+            missing = missing_modules(info.name, variant)
+            state = f"installed {version}" if not missing else f"not installed (missing: {', '.join(missing)})"
+            print(f"  {label(info.name, variant):<20} {state:<32} {info.description}")
+    print("\nWorkloads (select with -w):")
+    for spec in WORKLOADS.values():
+        epochs = ", ".join(f"{p} {spec.epochs[p]}" for p in PROFILES)
+        targets = ", ".join(f"{d} {t:g}" for d, t in spec.target_accuracy.items())
+        print(f"  {spec.name:<10} {spec.description}\n  {'':<10} epochs: {epochs}; target accuracy: {targets}")
+    print("\nProfiles: smoke (a few hundred samples, for tests), quick (default: reaches the targets), "
+          "full (published-style epochs)")
+    print(f"Datasets for the image workloads (--dataset): {', '.join(IMAGE_DATASETS)}")
+    return 0
+
+
+def _prepare_run_dir(out: Path) -> tuple[str, Path]:
+    run_id = datetime.now().strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    run_dir = out / run_id
+    try:
+        run_dir.mkdir(parents=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise fail(f"cannot write to output directory {out}: {exc.strerror or exc}") from None
+    return run_id, run_dir
+
+
+def _options(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(frameworks=tuple(args.framework), workloads=tuple(args.workload), dataset=args.dataset,
+                      profile=args.profile, device=args.device, threads=args.threads, seed=args.seed,
+                      repeats=args.repeats, data_dir=args.data_dir or os.environ.get(datasets.ENV_DATA_DIR),
+                      cache_dir=None, timeout_s=args.timeout)
+
+
+def _resume(run_dir: Path) -> tuple[str, RunOptions]:
+    from reports.load import load_manifest
+
+    manifest = load_manifest(run_dir)
+    if not manifest:
+        raise fail(f"{run_dir} is not a run directory (no manifest.json)")
+    saved = manifest["options"]
+    saved["frameworks"], saved["workloads"] = tuple(saved["frameworks"]), tuple(saved["workloads"])
+    return manifest["run_id"], RunOptions(**saved)
+
+
+def _check_data(options: RunOptions, trials: list) -> None:
+    """Find (or download) every dataset the run needs before any trial starts."""
+    for name in sorted({t.dataset for t in trials if t.dataset in IMAGE_DATASETS}):
+        try:
+            datasets.load(name, data_dir=options.data_dir, cache_dir=options.cache_dir)
+        except datasets.DatasetError as exc:
+            raise fail(str(exc), code=1) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from reports.aggregate import summarize
+    from reports.summary import write_summary
+    from reports.tables import problems, workload_tables
+
+    if args.resume:
+        run_dir = args.resume
+        run_id, options = _resume(run_dir)
+    else:
+        options = _options(args)
+    trials = plan(options)
+    _check_data(options, trials)
+    if not args.resume:
+        run_id, run_dir = _prepare_run_dir(args.out)
+        write_json(run_dir / "manifest.json", {
+            "run_id": run_id, "command": shlex.join(["bench.py"] + sys.argv[1:]),
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "options": options.__dict__, "trials": [t.trial_id for t in trials],
+            "environment": environment.describe(options.threads),
+        }, overwrite=False)
+    todo = [t for t in trials if not (run_dir / "records" / f"{t.trial_id}.json").exists()]
+    log.info("run %s: %d trials (%d to do) -> %s", run_id, len(trials), len(todo), run_dir)
+
+    records: list[TrialRecord] = []
+    # The bar draws only on a terminal; elsewhere (CI logs) each trial's end is logged instead.
+    with tqdm(total=len(todo), unit="trial", dynamic_ncols=True, disable=None) as bar:
+        for trial in todo:
+            bar.set_description(f"{trial.label} {trial.workload}")
+
+            def show(state: dict) -> None:
+                acc = state.get("accuracy")
+                bar.set_postfix_str(f"epoch {state['epoch']:.2f}/{state['epochs']}"
+                                    + (f" acc {acc:.4f}" if acc is not None else ""))
+
+            missing = missing_modules(trial.framework, trial.variant)
+            if missing:
+                record = TrialRecord.not_run(trial, run_id, "skipped",
+                                             f"{', '.join(missing)} not installed for {sys.executable}")
+                write_json(run_dir / "records" / f"{trial.trial_id}.json", record.to_dict(), overwrite=False)
+            else:
+                record = launch(trial, run_dir, run_id, on_progress=show)
+            records.append(record)
+            if bar.disable:
+                log.info("%s %s %s: %s", trial.label, trial.workload, trial.dataset, record.status)
+            bar.set_postfix_str(record.status)
+            bar.update()
+
+    summary = write_summary(run_dir)
+    from reports.load import load_records
+
+    frame = summarize(load_records(run_dir))
+    print("\n" + workload_tables(frame, markdown=False))
+    trouble = problems(frame, markdown=False)
+    if trouble:
+        print("\nSkipped or failed:\n" + trouble)
+    print(f"\nRecords: {run_dir / 'records'}\nSummary: {summary}")
+    return 1 if any(r.status in ("error", "timeout") for r in records) else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports.aggregate import summarize
+    from reports.load import load_records
+    from reports.summary import write_summary
+    from reports.tables import workload_tables
+
+    if not (args.run_dir / "records").is_dir():
+        raise fail(f"{args.run_dir} is not a run directory (no records/ folder)")
+    path = write_summary(args.run_dir)
+    print(workload_tables(summarize(load_records(args.run_dir)), markdown=False))
+    print(f"\nSummary: {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "list":
+        return cmd_list()
+    if args.command == "run":
+        return cmd_run(args)
+    return cmd_report(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

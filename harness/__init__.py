@@ -1,0 +1,1 @@
+"""How one trial runs: plan, launch (subprocess, timeout), measure, record, environment."""

@@ -1,0 +1,26 @@
+"""The same thread settings for every framework, set in the child's environment before import."""
+from __future__ import annotations
+
+import os
+
+
+def default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Variables read by OpenMP, MKL, OpenBLAS, TensorFlow and XLA at import. Each adapter also
+    applies `threads` through its framework's own API; inter-op parallelism is 1 everywhere."""
+    n = str(threads)
+    return {
+        "OMP_NUM_THREADS": n,
+        "MKL_NUM_THREADS": n,
+        "OPENBLAS_NUM_THREADS": n,
+        "TF_NUM_INTRAOP_THREADS": n,
+        "TF_NUM_INTEROP_THREADS": "1",
+        "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+                     f"intra_op_parallelism_threads={n}",
+    }

@@ -1,0 +1,173 @@
+"""The child side of a trial: `python -m harness.trial SPEC.json RECORD.json PROGRESS.json RUN_ID`.
+
+Runs one adapter on one workload, timing blocks of steps with a device barrier around the clock,
+and writes a TrialRecord whatever happens (what was measured before a failure is kept).
+Standard library and NumPy only, besides the adapter's own framework.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import signal
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from adapters import load_adapter_class
+from adapters.base import Adapter, SkipTrial
+from harness.measure import current_rss_bytes, peak_rss_bytes
+from harness.record import Block, Evaluation, TrialRecord, TrialSpec, write_json
+from workloads import TrainingData, get_workload, training_data
+from workloads.spec import WorkloadSpec, batch_order
+
+log = logging.getLogger("harness.trial")
+
+TARGET_BLOCK_SECONDS = 0.2  # steady-state blocks grow to about this long
+EVAL_BATCH = 1000
+PROGRESS_INTERVAL_S = 0.5
+
+
+def accuracy(spec: WorkloadSpec, logits: np.ndarray, labels: np.ndarray) -> float:
+    if spec.output == "sigmoid":
+        predicted = (logits[:, 0] > 0).astype(labels.dtype)
+    else:
+        predicted = logits.argmax(axis=1)
+    return float((predicted == labels).mean())
+
+
+def evaluate(adapter: Adapter, spec: WorkloadSpec, data: TrainingData) -> float:
+    logits = np.concatenate([adapter.predict(data.x_test[i:i + EVAL_BATCH])
+                             for i in range(0, len(data.x_test), EVAL_BATCH)])
+    return accuracy(spec, logits, data.y_test)
+
+
+class Progress:
+    """Throttled progress file that the parent polls for its progress bar."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path, self.last = path, 0.0
+
+    def __call__(self, force: bool = False, **state: object) -> None:
+        now = time.monotonic()
+        if self.path and (force or now - self.last >= PROGRESS_INTERVAL_S):
+            self.last = now
+            write_json(self.path, state)
+
+
+def train(adapter: Adapter, spec: WorkloadSpec, data: TrainingData, trial: TrialSpec, record: TrialRecord,
+          progress: Progress) -> None:
+    """The measured training loop. Blocks never span a re-staging of data or an evaluation."""
+    n_train, spe = len(data.x_train), len(data.x_train) // spec.batch_size
+    if spe == 0:
+        raise ValueError(f"{n_train} training samples make no full batch of {spec.batch_size}")
+    epochs = spec.epochs[trial.profile]
+    total = epochs * spe
+    target = spec.target_for(trial.dataset)
+    every = spec.eval_every_steps
+    record.batch_size, record.train_samples, record.test_samples = spec.batch_size, n_train, len(data.x_test)
+    record.steps_per_epoch, record.epochs, record.target_accuracy = spe, epochs, target
+
+    step, train_seconds, block_size, reached = 0, 0.0, 1, False
+    while step < total:
+        epoch, i = divmod(step, spe)
+        if i == 0 and (spec.shuffle or step == 0):
+            order = batch_order(trial.seed, epoch, n_train, spec.shuffle)
+            adapter.stage(data.x_train[order], data.y_train[order])
+        limit = (spe - i) if (spec.shuffle or every is None) else (total - step)
+        if every and not reached:
+            limit = min(limit, every - step % every)
+        n = 1 if step == 0 else min(block_size, limit)
+
+        adapter.synchronize()
+        t0 = time.perf_counter()
+        handles = [adapter.train_step((step + k) % spe) for k in range(n)]
+        adapter.synchronize()
+        seconds = time.perf_counter() - t0
+
+        block = Block(epoch=epoch, first_step=step, steps=n, seconds=seconds)
+        if step == 0:
+            record.first_block = block
+        else:
+            record.blocks.append(block)
+            block_size = max(1, round(TARGET_BLOCK_SECONDS * n / max(seconds, 1e-9)))
+        train_seconds += seconds
+        step += n
+        record.step_losses.extend(adapter.loss_values(handles))
+
+        at_epoch_end = step % spe == 0
+        if step == total or (every is None and at_epoch_end) or (every and not reached and step % every == 0):
+            acc = evaluate(adapter, spec, data)
+            record.evaluations.append(Evaluation(step=step, epoch=step / spe, train_seconds=train_seconds,
+                                                 test_accuracy=acc))
+            if not reached and acc >= target:
+                reached = True
+                record.steps_to_target, record.time_to_target_s = step, train_seconds
+        progress(step=step, total=total, epoch=step / spe, epochs=epochs,
+                 accuracy=record.evaluations[-1].test_accuracy if record.evaluations else None)
+    record.final_test_accuracy = record.evaluations[-1].test_accuracy
+    progress(force=True, step=step, total=total, epoch=epochs, epochs=epochs,
+             accuracy=record.final_test_accuracy)
+
+
+def run(trial: TrialSpec, record: TrialRecord, progress: Progress) -> None:
+    try:
+        adapter_cls = load_adapter_class(trial.adapter)
+    except ModuleNotFoundError as exc:
+        raise SkipTrial(f"{exc.name} is not installed for {sys.executable}") from exc
+    record.rss_after_import_bytes = current_rss_bytes()
+    adapter: Adapter = adapter_cls(trial.variant, trial.device, trial.threads)
+    record.settings = adapter.setup()
+    record.device = adapter.device
+    record.versions = {**adapter.versions(), "numpy": np.__version__, "python": platform.python_version()}
+    spec = get_workload(trial.workload)
+    data = training_data(spec, trial.dataset, trial.profile, trial.data_dir, trial.cache_dir, download=False)
+    adapter.build(spec, spec.init_weights(trial.seed))
+    record.param_count, record.spec_param_count = adapter.param_count(), spec.param_count()
+    if record.param_count != record.spec_param_count:
+        raise RuntimeError(f"{trial.label} built {record.param_count} parameters; the spec has "
+                           f"{record.spec_param_count}")
+    record.rss_after_build_bytes = current_rss_bytes()
+    train(adapter, spec, data, trial, record, progress)
+    record.device_peak_bytes = adapter.device_memory_peak()
+
+
+class Stopped(BaseException):
+    """The parent asked the child to stop (time limit); what was measured is still written."""
+
+
+def _stop_requested(signum: int, frame: object) -> None:
+    raise Stopped()
+
+
+def main(argv: list[str]) -> int:
+    spec_path, record_path, progress_path, run_id = argv
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    trial = TrialSpec.from_dict(json.loads(Path(spec_path).read_text()))
+    record = TrialRecord.not_run(trial, run_id, status="error", reason="")
+    record.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    start = time.perf_counter()
+    signal.signal(signal.SIGTERM, _stop_requested)
+    try:
+        run(trial, record, Progress(progress_path))
+        record.status = "ok"
+    except SkipTrial as exc:
+        record.status, record.reason = "skipped", str(exc)
+    except Stopped:
+        record.status, record.reason = "timeout", "stopped by the harness at its time limit"
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a record
+        traceback.print_exc()
+        record.status, record.reason = "error", f"{type(exc).__name__}: {exc}"
+    record.peak_rss_bytes = peak_rss_bytes()
+    record.wall_seconds = time.perf_counter() - start
+    record.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_json(record_path, record.to_dict())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""The reporting module: records -> DataFrame -> tables. Imports no framework."""

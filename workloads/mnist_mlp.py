@@ -1,0 +1,20 @@
+"""MNIST MLP: the classic Keras example without dropout."""
+from workloads.spec import Optimizer, WorkloadSpec, act, dense
+
+SPEC = WorkloadSpec(
+    name="mnist_mlp",
+    description="784 -> 512 ReLU -> 512 ReLU -> 10, softmax cross-entropy, Adam 1e-3, batch 128",
+    dataset="image",
+    input_shape=(784,),
+    classes=10,
+    layers=(dense(512), act("relu"), dense(512), act("relu"), dense(10)),
+    loss="softmax_cross_entropy",
+    output="softmax",
+    optimizer=Optimizer("adam", learning_rate=1e-3),
+    batch_size=128,
+    epochs={"smoke": 2, "quick": 3, "full": 20},
+    target_accuracy={"mnist": 0.97, "fashion_mnist": 0.85},
+    train_samples={"smoke": 512},
+    test_samples={"smoke": 256},
+    datasets=("mnist", "fashion_mnist"),
+)

@@ -1,0 +1,172 @@
+"""Framework-neutral description of a workload.
+
+A workload is data: its layers, loss, optimizer, batch size and epochs per profile. Adapters
+translate the layer kinds into native layers; the initial weights come from NumPy here, so every
+framework starts from the same point. This module needs only NumPy (it runs in every child
+environment, including the old-NumPy ones).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+PROFILES = ("smoke", "quick", "full")
+LAYER_KINDS = ("dense", "conv2d", "maxpool", "flatten", "relu", "sigmoid", "tanh", "dropout")
+LOSSES = ("softmax_cross_entropy", "binary_cross_entropy")
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer. `units` for dense, `filters`/`kernel` for conv2d (stride 1, valid padding),
+    `pool` for maxpool (stride = pool), `rate` for dropout."""
+
+    kind: str
+    units: int = 0
+    filters: int = 0
+    kernel: int = 0
+    pool: int = 0
+    rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in LAYER_KINDS:
+            raise ValueError(f"unknown layer kind {self.kind!r}; choose from: {', '.join(LAYER_KINDS)}")
+
+    @property
+    def has_weights(self) -> bool:
+        return self.kind in ("dense", "conv2d")
+
+
+def dense(units: int) -> Layer:
+    return Layer("dense", units=units)
+
+
+def conv2d(filters: int, kernel: int) -> Layer:
+    return Layer("conv2d", filters=filters, kernel=kernel)
+
+
+def maxpool(pool: int) -> Layer:
+    return Layer("maxpool", pool=pool)
+
+
+def act(kind: str) -> Layer:
+    return Layer(kind)
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """Hyperparameters shared by every adapter. Adam uses the "epsilon-hat" form of Kingma & Ba
+    (as TensorFlow and Keras do); eps is set explicitly so that no framework default leaks in."""
+
+    name: str
+    learning_rate: float
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-7
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.name!r}; choose from: {', '.join(OPTIMIZERS)}")
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """A model, its training recipe and its data, once for all frameworks.
+
+    Layout conventions (the adapters translate): images are NHWC float32 in [0, 1]; dense weights
+    are (in, out); conv weights are (kh, kw, in, out); flatten flattens in (h, w, c) order. The
+    last layer emits logits; `output` names the function that turns them into probabilities and
+    the loss is computed from the logits.
+    """
+
+    name: str
+    description: str
+    dataset: str  # "xor" or "image" (the image workloads take the dataset as an axis)
+    input_shape: tuple[int, ...]
+    classes: int
+    layers: tuple[Layer, ...]
+    loss: str
+    output: str  # "softmax" or "sigmoid"
+    optimizer: Optimizer
+    batch_size: int
+    epochs: Mapping[str, int]
+    target_accuracy: Mapping[str, float]  # per dataset
+    train_samples: Mapping[str, int | None] = field(default_factory=dict)  # per profile; None = all
+    test_samples: Mapping[str, int | None] = field(default_factory=dict)
+    shuffle: bool = True
+    eval_every_steps: int | None = None  # None: evaluate at the end of each epoch
+    datasets: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose from: {', '.join(LOSSES)}")
+        missing = [p for p in PROFILES if p not in self.epochs]
+        if missing:
+            raise ValueError(f"workload {self.name!r} has no epochs for profile(s) {missing}")
+
+    # ---- shapes and sizes -------------------------------------------------------------------
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Activation shape (without batch) after each layer, starting with the input."""
+        shape = tuple(self.input_shape)
+        out = [shape]
+        for layer in self.layers:
+            if layer.kind == "dense":
+                if len(shape) != 1:
+                    raise ValueError(f"{self.name}: dense layer needs a flat input, got {shape}")
+                shape = (layer.units,)
+            elif layer.kind == "conv2d":
+                h, w, _ = shape
+                shape = (h - layer.kernel + 1, w - layer.kernel + 1, layer.filters)
+            elif layer.kind == "maxpool":
+                h, w, c = shape
+                shape = (h // layer.pool, w // layer.pool, c)
+            elif layer.kind == "flatten":
+                shape = (math.prod(shape),)
+            out.append(shape)
+        return out
+
+    def weight_shapes(self) -> list[tuple[int, ...]]:
+        """Shapes of the parameter arrays, in layer order: (kernel, bias) per weighted layer."""
+        result: list[tuple[int, ...]] = []
+        for layer, shape_in in zip(self.layers, self.shapes()):
+            if layer.kind == "dense":
+                result += [(shape_in[0], layer.units), (layer.units,)]
+            elif layer.kind == "conv2d":
+                result += [(layer.kernel, layer.kernel, shape_in[-1], layer.filters), (layer.filters,)]
+        return result
+
+    def param_count(self) -> int:
+        return sum(math.prod(s) for s in self.weight_shapes())
+
+    def init_weights(self, seed: int) -> list[np.ndarray]:
+        """Glorot-uniform kernels and zero biases, float32, made by NumPy from the seed."""
+        rng = np.random.default_rng(seed)
+        weights = []
+        for shape in self.weight_shapes():
+            if len(shape) == 1:
+                weights.append(np.zeros(shape, dtype=np.float32))
+                continue
+            receptive = math.prod(shape[:-2])
+            fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+            limit = math.sqrt(6.0 / (fan_in + fan_out))
+            weights.append(rng.uniform(-limit, limit, size=shape).astype(np.float32))
+        return weights
+
+    def target_for(self, dataset: str) -> float:
+        try:
+            return self.target_accuracy[dataset]
+        except KeyError:
+            raise ValueError(
+                f"workload {self.name!r} has no target for dataset {dataset!r}; "
+                f"choose from: {', '.join(self.target_accuracy)}"
+            ) from None
+
+
+def batch_order(seed: int, epoch: int, n: int, shuffle: bool = True) -> np.ndarray:
+    """The sample order of one epoch, made by the harness and followed by every adapter."""
+    if not shuffle:
+        return np.arange(n)
+    return np.random.default_rng([seed, epoch]).permutation(n)

@@ -2,7 +2,8 @@
 
 Where a file is looked for, in order: the data directory (``--data-dir`` or ``$BENCH_DATA_DIR``),
 the cache directory (``$BENCH_CACHE_DIR``, default ``~/.cache/dlbench``), Debian's dataset
-packages; then it is downloaded from the canonical mirrors into the cache. Every file is verified
+packages; then it is downloaded from the canonical mirrors (or ``$BENCH_DATA_MIRRORS``, a
+comma-separated list of base URLs) into the cache. Every file is verified
 by the SHA-256 of its decompressed IDX payload, so a recompressed copy (Debian's) is accepted and
 a corrupted one is refused with a clear error before NumPy ever parses it.
 Standard library and NumPy only: this runs in every child environment.
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 ENV_DATA_DIR = "BENCH_DATA_DIR"
 ENV_CACHE_DIR = "BENCH_CACHE_DIR"
+ENV_MIRRORS = "BENCH_DATA_MIRRORS"  # comma-separated base URLs that replace the canonical mirrors
 DOWNLOAD_TIMEOUT_S = 30
 
 
@@ -165,10 +167,12 @@ def fetch_payload(name: str, part: str, data_dir: str | Path | None = None, cach
     for path in looked:
         if path.is_file():
             return _verified_payload(path.read_bytes(), expected, str(path))
+    if mirrors is None:
+        configured = os.environ.get(ENV_MIRRORS)
+        mirrors = tuple(m.strip() for m in configured.split(",") if m.strip()) if configured else info.mirrors
     tried: list[str] = []
     if download:
-        payload = _download(info, filename, expected, cache_path / info.name / filename,
-                            info.mirrors if mirrors is None else mirrors, tried)
+        payload = _download(info, filename, expected, cache_path / info.name / filename, mirrors, tried)
         if payload is not None:
             return payload
     hint = f"set {ENV_DATA_DIR} or --data-dir to a folder holding the IDX files"

@@ -1,0 +1,100 @@
+"""bench.py as a user meets it: bad input, listing, a small run, resume, missing frameworks."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import bench
+from adapters import FRAMEWORKS, FrameworkInfo
+from tests.conftest import ROOT
+from tests.test_datasets import closed_port_url
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "bench.py"), *args], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, **(env or {})}, timeout=600)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "-f", "pytorh"], "unknown framework 'pytorh'; choose from: keras, keras:jax, keras:tensorflow, "
+                              "keras:torch, pytorch, tensorflow"),
+    (["run", "-f", "keras:theano"], "unknown framework 'keras:theano'; choose from: keras,"),
+    (["run", "-w", "mnist"], "unknown workload 'mnist'; choose from: xor, mnist_mlp, mnist_cnn"),
+    (["run", "--profile", "fast"], "invalid choice: 'fast' (choose from 'smoke', 'quick', 'full')"),
+    (["run", "--dataset", "cifar10"], "invalid choice: 'cifar10' (choose from 'mnist', 'fashion_mnist')"),
+    (["run", "--device", "tpu"], "invalid choice: 'tpu' (choose from 'cpu', 'cuda', 'auto')"),
+    (["run", "--repeats", "0"], "0 is not allowed; use a whole number of 1 or more"),
+    (["run", "--threads", "two"], "'two' is not a whole number"),
+    (["run", "--seed", "-1"], "-1 is out of range; use 0 to 4294967295"),
+    (["run", "--timeout", "0"], "0 is not allowed; use a number of seconds above 0"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_unwritable_output_directory_is_exit_2(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run_cli("run", "-f", "pytorch", "-w", "xor", "--profile", "smoke", "--out", str(blocker / "runs"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"bench.py: error: cannot write to output directory {blocker / 'runs'}")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_data_stops_at_once_naming_places_and_urls(tmp_path):
+    url = closed_port_url()
+    result = run_cli("run", "-w", "mnist_mlp", "--profile", "smoke", "--out", str(tmp_path / "runs"),
+                     env={"BENCH_DATA_DIR": str(tmp_path / "nodata"), "BENCH_CACHE_DIR": str(tmp_path / "cache"),
+                          "BENCH_DATA_MIRRORS": url})
+    assert result.returncode == 1
+    assert str(tmp_path / "nodata" / "mnist") in result.stderr and f"{url}train-images" in result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_list_shows_every_variant_and_workload():
+    result = run_cli("list")
+    assert result.returncode == 0
+    for name in ["pytorch", "tensorflow", "keras:tensorflow", "keras:torch", "keras:jax", "xor", "mnist_mlp",
+                 "mnist_cnn", "smoke", "quick", "full"]:
+        assert name in result.stdout
+
+
+def test_run_resume_and_report(tmp_path, monkeypatch, capsys):
+    """In-process run with a framework that is not installed beside a fake one that trains."""
+    monkeypatch.setitem(FRAMEWORKS, "numpy", FrameworkInfo(
+        name="numpy", adapter="tests.fake_adapters:NumpyAdapter", variants=("default",),
+        modules={"default": ("numpy",)}, distributions=("numpy",)))
+    monkeypatch.setitem(FRAMEWORKS, "ghost", FrameworkInfo(
+        name="ghost", adapter="adapters.ghost:GhostAdapter", variants=("default",),
+        modules={"default": ("ghost_framework_not_installed",)}, distributions=("ghost",)))
+    code = bench.main(["run", "-f", "numpy", "-f", "ghost", "-w", "xor", "--profile", "smoke",
+                       "--repeats", "2", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    (run_dir,) = tmp_path.iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["options"]["repeats"] == 2 and manifest["environment"]["cpu_cores"] >= 1
+    assert manifest["trials"] == ["xor.xor.numpy.default.r0", "xor.xor.ghost.default.r0",
+                                  "xor.xor.numpy.default.r1", "xor.xor.ghost.default.r1"]
+    ghost = json.loads((run_dir / "records" / "xor.xor.ghost.default.r0.json").read_text())
+    assert ghost["status"] == "skipped" and "ghost_framework_not_installed not installed" in ghost["reason"]
+    assert "numpy" in out and "ghost" in out and "skipped" in out
+    summary = (run_dir / "summary.md").read_text()
+    assert "### xor on xor" in summary and "| numpy " in summary and "## Skipped or failed" in summary
+
+    (run_dir / "records" / "xor.xor.numpy.default.r1.json").unlink()
+    before = (run_dir / "records" / "xor.xor.numpy.default.r0.json").read_text()
+    assert bench.main(["run", "--resume", str(run_dir)]) == 0
+    assert (run_dir / "records" / "xor.xor.numpy.default.r1.json").exists()
+    assert (run_dir / "records" / "xor.xor.numpy.default.r0.json").read_text() == before
+
+    assert bench.main(["report", str(run_dir)]) == 0
+    assert "numpy" in capsys.readouterr().out

@@ -17,6 +17,7 @@ from pathlib import Path
 from adapters import FRAMEWORKS, all_labels, installed_version, label, missing_modules, parse_selection
 from harness import environment
 from harness.launch import launch
+from harness.peak import matmul_peak
 from harness.plan import RunOptions, plan
 from harness.record import TrialRecord, write_json
 from harness.threads import default_threads
@@ -179,7 +180,7 @@ def _check_data(options: RunOptions, trials: list) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from reports.aggregate import summarize
+    from reports.load import run_frame
     from reports.summary import write_summary
     from reports.tables import problems, workload_tables
 
@@ -192,11 +193,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_data(options, trials)
     if not args.resume:
         run_id, run_dir = _prepare_run_dir(args.out)
+        log.info("measuring the machine's matrix-multiply rate")
         write_json(run_dir / "manifest.json", {
             "run_id": run_id, "command": shlex.join(["bench.py"] + sys.argv[1:]),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "options": options.__dict__, "trials": [t.trial_id for t in trials],
-            "environment": environment.describe(options.threads),
+            "environment": {**environment.describe(options.threads), "matmul_peak": matmul_peak()},
         }, overwrite=False)
     todo = [t for t in trials if not (run_dir / "records" / f"{t.trial_id}.json").exists()]
     log.info("run %s: %d trials (%d to do) -> %s", run_id, len(trials), len(todo), run_dir)
@@ -226,9 +228,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.update()
 
     summary = write_summary(run_dir)
-    from reports.load import load_records
-
-    frame = summarize(load_records(run_dir))
+    frame = run_frame(run_dir)
     print("\n" + workload_tables(frame, markdown=False))
     trouble = problems(frame, markdown=False)
     if trouble:
@@ -238,15 +238,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from reports.aggregate import summarize
-    from reports.load import load_records
+    from reports.load import run_frame
     from reports.summary import write_summary
     from reports.tables import workload_tables
 
     if not (args.run_dir / "records").is_dir():
         raise fail(f"{args.run_dir} is not a run directory (no records/ folder)")
     path = write_summary(args.run_dir)
-    print(workload_tables(summarize(load_records(args.run_dir)), markdown=False))
+    print(workload_tables(run_frame(args.run_dir), markdown=False))
     print(f"\nSummary: {path}")
     return 0
 

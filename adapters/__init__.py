@@ -20,7 +20,15 @@ class FrameworkInfo:
     distributions: tuple[str, ...]  # distribution names whose versions identify it
     env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # variant -> env before import
     description: str = ""
+    default_variants: tuple[str, ...] = ()  # run when the framework is named without a variant
 
+    @property
+    def defaults(self) -> tuple[str, ...]:
+        return self.default_variants or self.variants
+
+
+KERAS_BACKENDS = ("tensorflow", "torch", "jax")
+KERAS_VARIANTS = KERAS_BACKENDS + ("tensorflow-jit", "torch-jit", "jax-nojit")
 
 FRAMEWORKS: dict[str, FrameworkInfo] = {
     info.name: info
@@ -28,27 +36,32 @@ FRAMEWORKS: dict[str, FrameworkInfo] = {
         FrameworkInfo(
             name="pytorch",
             adapter="adapters.pytorch:PyTorchAdapter",
-            variants=(DEFAULT_VARIANT,),
-            modules={DEFAULT_VARIANT: ("torch",)},
+            variants=(DEFAULT_VARIANT, "compile"),
+            modules={DEFAULT_VARIANT: ("torch",), "compile": ("torch",)},
             distributions=("torch",),
-            description="PyTorch eager mode, torch.optim",
+            description="PyTorch eager mode, torch.optim; :compile wraps the model in torch.compile",
+            default_variants=(DEFAULT_VARIANT,),
         ),
         FrameworkInfo(
             name="tensorflow",
             adapter="adapters.tensorflow:TensorFlowAdapter",
-            variants=(DEFAULT_VARIANT,),
-            modules={DEFAULT_VARIANT: ("tensorflow",)},
+            variants=(DEFAULT_VARIANT, "xla"),
+            modules={DEFAULT_VARIANT: ("tensorflow",), "xla": ("tensorflow",)},
             distributions=("tensorflow", "tensorflow-cpu"),
-            description="native TensorFlow: variables, GradientTape, tf.function, fused raw-op optimizers",
+            description="native TensorFlow: variables, GradientTape, tf.function, fused raw-op optimizers; "
+                        ":xla compiles the step with jit_compile=True",
+            default_variants=(DEFAULT_VARIANT,),
         ),
         FrameworkInfo(
             name="keras",
             adapter="adapters.keras:KerasAdapter",
-            variants=("tensorflow", "torch", "jax"),
-            modules={"tensorflow": ("keras", "tensorflow"), "torch": ("keras", "torch"), "jax": ("keras", "jax")},
+            variants=KERAS_VARIANTS,
+            modules={v: ("keras", v.partition("-")[0]) for v in KERAS_VARIANTS},
             distributions=("keras",),
-            env={backend: {"KERAS_BACKEND": backend} for backend in ("tensorflow", "torch", "jax")},
-            description="Keras 3, backend as the variant, train_on_batch",
+            env={v: {"KERAS_BACKEND": v.partition("-")[0]} for v in KERAS_VARIANTS},
+            description="Keras 3, backend as the variant, train_on_batch, Keras's default jit_compile; "
+                        "-jit / -nojit force it on / off",
+            default_variants=KERAS_BACKENDS,
         ),
     )
 }
@@ -62,14 +75,23 @@ def all_labels() -> list[str]:
     return [label(f.name, v) for f in FRAMEWORKS.values() for v in f.variants]
 
 
+def default_selection() -> list[tuple[str, str]]:
+    """What a run without -f covers: each framework's default variants."""
+    return [(f.name, v) for f in FRAMEWORKS.values() for v in f.defaults]
+
+
 def parse_selection(value: str) -> list[tuple[str, str]]:
-    """'keras:torch' -> [('keras', 'torch')]; 'keras' -> every keras variant."""
+    """'keras:torch' -> that variant; 'keras' -> its default variants; 'keras:all' -> all of its
+    variants; 'all' -> every variant of every framework."""
+    if value == "all":
+        return [(f.name, v) for f in FRAMEWORKS.values() for v in f.variants]
     name, _, variant = value.partition(":")
     info = FRAMEWORKS.get(name)
-    if info is None or (variant and variant not in info.variants):
-        allowed = sorted(set(FRAMEWORKS) | set(all_labels()))
+    if info is None or (variant and variant != "all" and variant not in info.variants):
+        allowed = ["all"] + sorted(set(FRAMEWORKS) | set(all_labels()) | {f"{n}:all" for n in FRAMEWORKS})
         raise ValueError(f"unknown framework {value!r}; choose from: {', '.join(allowed)}")
-    return [(name, v) for v in ((variant,) if variant else info.variants)]
+    chosen = info.variants if variant == "all" else (variant,) if variant else info.defaults
+    return [(name, v) for v in chosen]
 
 
 def missing_modules(framework: str, variant: str) -> list[str]:

@@ -44,8 +44,9 @@ class Adapter(ABC):
         """Versions of the framework packages in use (called after setup)."""
 
     @abstractmethod
-    def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> None:
-        """Build the model and optimizer from the spec and load `weights` (spec layout)."""
+    def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> dict[str, Any] | None:
+        """Build the model and optimizer from the spec and load `weights` (spec layout). May
+        return settings only known once built (a resolved jit mode), for the record."""
 
     @abstractmethod
     def param_count(self) -> int:

@@ -1,4 +1,8 @@
-"""Keras 3 with its backend as the variant (KERAS_BACKEND is set by the harness before import)."""
+"""Keras 3 with its backend as the variant (KERAS_BACKEND is set by the harness before import).
+
+Variant "<backend>" compiles with Keras's default jit_compile="auto" (on a CPU: XLA for JAX only);
+"<backend>-jit" forces jit_compile=True (XLA on TensorFlow, torch.compile on torch) and
+"<backend>-nojit" forces it off."""
 from __future__ import annotations
 
 import importlib
@@ -36,8 +40,10 @@ class KerasAdapter(Adapter):
 
     def setup(self) -> dict[str, Any]:
         backend = keras.backend.backend()
-        if backend != self.variant:
-            raise RuntimeError(f"Keras loaded backend {backend!r}, expected {self.variant!r} (KERAS_BACKEND "
+        wanted, _, jit = self.variant.partition("-")
+        self.jit_setting: bool | str = {"": "auto", "jit": True, "nojit": False}[jit]
+        if backend != wanted:
+            raise RuntimeError(f"Keras loaded backend {backend!r}, expected {wanted!r} (KERAS_BACKEND "
                                f"is {os.environ.get('KERAS_BACKEND')!r})")
         has_gpu = self._backend_has_gpu()
         if self.device == "auto":
@@ -74,7 +80,7 @@ class KerasAdapter(Adapter):
         module = importlib.import_module({"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}[backend])
         return {"keras": keras.__version__, backend: module.__version__}
 
-    def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> None:
+    def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> dict[str, Any]:
         self.spec = spec
         keras.utils.set_random_seed(0)  # only affects dropout; weights come from the spec
         self.model = build_model(spec)
@@ -89,8 +95,8 @@ class KerasAdapter(Adapter):
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         else:
             loss = keras.losses.BinaryCrossentropy(from_logits=True)
-        self.model.compile(optimizer=optimizer, loss=loss)  # jit_compile left at Keras's default
-        self.jit_compile = self.model.jit_compile
+        self.model.compile(optimizer=optimizer, loss=loss, jit_compile=self.jit_setting)
+        return {"jit_compile": self.jit_setting, "jit_compile_resolved": self.model.jit_compile}
 
     def param_count(self) -> int:
         return int(self.model.count_params())
@@ -115,3 +121,17 @@ class KerasAdapter(Adapter):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict_on_batch(x))
+
+    def device_memory_peak(self) -> int | None:
+        if self.device != "cuda":
+            return None
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+            return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+        if backend == "torch":
+            import torch
+            return int(torch.cuda.max_memory_allocated())
+        import jax
+        stats = jax.devices()[0].memory_stats() or {}
+        return stats.get("peak_bytes_in_use")

@@ -1,5 +1,6 @@
 """Native TensorFlow (no Keras): tf.Variable, GradientTape, tf.function, and the fused
-optimizer kernels (ResourceApplyAdam / ResourceApplyGradientDescent) TF's own optimizers use."""
+optimizer kernels (ResourceApplyAdam / ResourceApplyGradientDescent) TF's own optimizers use.
+Variant "xla" compiles the training step with XLA (tf.function(jit_compile=True))."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -29,7 +30,7 @@ class TensorFlowAdapter(Adapter):
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
             "mode": "tf.function",
-            "jit_compile": False,
+            "jit_compile": self.variant == "xla",
         }
 
     def versions(self) -> dict[str, str]:
@@ -43,7 +44,7 @@ class TensorFlowAdapter(Adapter):
             if opt.name == "adam":
                 self.slots = [(tf.Variable(tf.zeros_like(w)), tf.Variable(tf.zeros_like(w))) for w in weights]
                 self.beta_powers = (tf.Variable(opt.beta1, dtype=tf.float32), tf.Variable(opt.beta2, dtype=tf.float32))
-        self._step = tf.function(self._train_step, jit_compile=False)
+        self._step = tf.function(self._train_step, jit_compile=self.variant == "xla")
         signature = [tf.TensorSpec((None,) + tuple(spec.input_shape), tf.float32)]
         self._forward_eval = tf.function(lambda x: self._forward(x, training=False), input_signature=signature)
         self._last_loss = None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters import FRAMEWORKS, label, parse_selection
+from adapters import FRAMEWORKS, default_selection, label, parse_selection
 from harness.record import TrialSpec
 from workloads import WORKLOADS, dataset_for, get_workload
 
@@ -32,8 +32,8 @@ def trial_id(workload: str, dataset: str, framework: str, variant: str, repeat: 
 def plan(options: RunOptions) -> list[TrialSpec]:
     """Trials in execution order: repeats outermost, so repeats of one trial are interleaved with
     the other frameworks' instead of running back to back. Raises ValueError on unknown names."""
-    selected: list[tuple[str, str]] = []
-    for value in options.frameworks or tuple(FRAMEWORKS):
+    selected: list[tuple[str, str]] = [] if options.frameworks else default_selection()
+    for value in options.frameworks:
         selected += [pair for pair in parse_selection(value) if pair not in selected]
     workloads = [get_workload(n) for n in options.workloads] if options.workloads else list(WORKLOADS.values())
     timeout = options.timeout_s or DEFAULT_TIMEOUT_S[options.profile]

@@ -96,6 +96,8 @@ class TrialRecord:
     first_block: Block | None = None  # the first step alone: tracing, compilation, allocation
     blocks: list[Block] = field(default_factory=list)  # steady-state blocks, in order
     step_losses: list[float] = field(default_factory=list)  # training loss of every step
+    latencies_s: list[float] = field(default_factory=list)  # steps timed one by one, after training
+    train_flops_per_sample: int | None = None  # analytic, from the spec (see WorkloadSpec.train_flops)
     evaluations: list[Evaluation] = field(default_factory=list)
     target_accuracy: float | None = None
     final_test_accuracy: float | None = None

@@ -59,6 +59,19 @@ class Progress:
             write_json(self.path, state)
 
 
+def _next_eval(spec: WorkloadSpec, step: int, spe: int, total: int, reached: bool) -> int:
+    """The step count after which the next (untimed) evaluation happens."""
+    points = [total]
+    if spec.eval_every_steps:
+        if not reached:
+            points.append((step // spec.eval_every_steps + 1) * spec.eval_every_steps)
+    else:
+        chunk = max(1, spe // spec.evals_per_epoch)
+        epoch_start = step - step % spe
+        points.append(epoch_start + min(spe, ((step - epoch_start) // chunk + 1) * chunk))
+    return min(points)
+
+
 def train(adapter: Adapter, spec: WorkloadSpec, data: TrainingData, trial: TrialSpec, record: TrialRecord,
           progress: Progress) -> None:
     """The measured training loop. Blocks never span a re-staging of data or an evaluation."""
@@ -68,7 +81,6 @@ def train(adapter: Adapter, spec: WorkloadSpec, data: TrainingData, trial: Trial
     epochs = spec.epochs[trial.profile]
     total = epochs * spe
     target = spec.target_for(trial.dataset)
-    every = spec.eval_every_steps
     record.batch_size, record.train_samples, record.test_samples = spec.batch_size, n_train, len(data.x_test)
     record.steps_per_epoch, record.epochs, record.target_accuracy = spe, epochs, target
 
@@ -78,9 +90,8 @@ def train(adapter: Adapter, spec: WorkloadSpec, data: TrainingData, trial: Trial
         if i == 0 and (spec.shuffle or step == 0):
             order = batch_order(trial.seed, epoch, n_train, spec.shuffle)
             adapter.stage(data.x_train[order], data.y_train[order])
-        limit = (spe - i) if (spec.shuffle or every is None) else (total - step)
-        if every and not reached:
-            limit = min(limit, every - step % every)
+        next_eval = _next_eval(spec, step, spe, total, reached)
+        limit = min(next_eval, step - i + spe if spec.shuffle else total) - step
         n = 1 if step == 0 else min(block_size, limit)
 
         adapter.synchronize()
@@ -99,8 +110,7 @@ def train(adapter: Adapter, spec: WorkloadSpec, data: TrainingData, trial: Trial
         step += n
         record.step_losses.extend(adapter.loss_values(handles))
 
-        at_epoch_end = step % spe == 0
-        if step == total or (every is None and at_epoch_end) or (every and not reached and step % every == 0):
+        if step == next_eval:
             acc = evaluate(adapter, spec, data)
             record.evaluations.append(Evaluation(step=step, epoch=step / spe, train_seconds=train_seconds,
                                                  test_accuracy=acc))
@@ -110,8 +120,20 @@ def train(adapter: Adapter, spec: WorkloadSpec, data: TrainingData, trial: Trial
         progress(step=step, total=total, epoch=step / spe, epochs=epochs,
                  accuracy=record.evaluations[-1].test_accuracy if record.evaluations else None)
     record.final_test_accuracy = record.evaluations[-1].test_accuracy
+    measure_latency(adapter, spec, spe, record)
     progress(force=True, step=step, total=total, epoch=epochs, epochs=epochs,
              accuracy=record.final_test_accuracy)
+
+
+def measure_latency(adapter: Adapter, spec: WorkloadSpec, spe: int, record: TrialRecord) -> None:
+    """Steps timed one by one, each between two barriers, after training and its final
+    evaluation (so they change no reported accuracy); for latency percentiles of short steps."""
+    for k in range(spec.latency_steps):
+        adapter.synchronize()
+        t0 = time.perf_counter()
+        adapter.train_step(k % spe)
+        adapter.synchronize()
+        record.latencies_s.append(time.perf_counter() - t0)
 
 
 def run(trial: TrialSpec, record: TrialRecord, progress: Progress) -> None:
@@ -126,8 +148,9 @@ def run(trial: TrialSpec, record: TrialRecord, progress: Progress) -> None:
     record.versions = {**adapter.versions(), "numpy": np.__version__, "python": platform.python_version()}
     spec = get_workload(trial.workload)
     data = training_data(spec, trial.dataset, trial.profile, trial.data_dir, trial.cache_dir, download=False)
-    adapter.build(spec, spec.init_weights(trial.seed))
+    record.settings.update(adapter.build(spec, spec.init_weights(trial.seed)) or {})
     record.param_count, record.spec_param_count = adapter.param_count(), spec.param_count()
+    record.train_flops_per_sample = spec.train_flops()
     if record.param_count != record.spec_param_count:
         raise RuntimeError(f"{trial.label} built {record.param_count} parameters; the spec has "
                            f"{record.spec_param_count}")

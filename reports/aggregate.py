@@ -7,10 +7,13 @@ import numpy as np
 import pandas as pd
 
 from harness.record import TrialRecord
+from reports.stats import median_ci
 
-COLUMNS = ["workload", "dataset", "label", "status", "reason", "repeats", "throughput", "throughput_q1",
-           "throughput_q3", "steps_per_s", "first_block_s", "test_accuracy", "target_accuracy",
-           "steps_to_target", "time_to_target_s", "peak_rss_bytes", "param_count", "blocks"]
+COLUMNS = ["workload", "dataset", "label", "status", "reason", "repeats", "throughput", "throughput_ci_low",
+           "throughput_ci_high", "throughput_q1", "throughput_q3", "steps_per_s", "first_block_s",
+           "latency_p50_s", "latency_p90_s", "latency_p99_s", "test_accuracy", "target_accuracy",
+           "steps_to_target", "time_to_target_s", "rss_after_import_bytes", "peak_rss_bytes",
+           "device_peak_bytes", "gflops", "peak_fraction", "param_count", "blocks"]
 
 
 def block_throughputs(record: TrialRecord) -> np.ndarray:
@@ -25,7 +28,8 @@ def _median(values: list[float | int | None]) -> float | None:
     return float(np.median(present)) if present else None
 
 
-def summarize(records: Iterable[TrialRecord]) -> pd.DataFrame:
+def summarize(records: Iterable[TrialRecord], peak_gflops: float | None = None) -> pd.DataFrame:
+    """`peak_gflops`: the machine's measured matmul rate (manifest), for the fraction of peak."""
     groups: dict[tuple[str, str, str], list[TrialRecord]] = {}
     for r in records:
         groups.setdefault((r.workload, r.dataset, r.label), []).append(r)
@@ -34,23 +38,34 @@ def summarize(records: Iterable[TrialRecord]) -> pd.DataFrame:
         ok = [r for r in group if r.status == "ok"]
         failed = [r for r in group if r.status != "ok"]
         pooled = np.concatenate([block_throughputs(r) for r in ok]) if ok else np.array([])
-        batch = ok[0].batch_size if ok else None
+        median = float(np.median(pooled)) if pooled.size else None
+        ci_low, ci_high = median_ci(pooled) if pooled.size else (None, None)
+        q1, q3 = np.percentile(pooled, [25, 75]) if pooled.size else (None, None)
+        latencies = np.concatenate([np.asarray(r.latencies_s, dtype=float) for r in ok]) if ok else np.array([])
+        p50, p90, p99 = np.percentile(latencies, [50, 90, 99]) if latencies.size else (None, None, None)
+        first = ok[0] if ok else None
+        flops = first.train_flops_per_sample if first else None
+        gflops = median * flops / 1e9 if median and flops else None
         status = "ok" if ok and not failed else (failed[0].status if not ok else f"ok {len(ok)}/{len(group)}")
         rows.append({
             "workload": workload, "dataset": dataset, "label": label, "status": status,
             "reason": "; ".join(sorted({r.reason for r in failed if r.reason})),
             "repeats": len(group),
-            "throughput": float(np.median(pooled)) if pooled.size else None,
-            "throughput_q1": float(np.percentile(pooled, 25)) if pooled.size else None,
-            "throughput_q3": float(np.percentile(pooled, 75)) if pooled.size else None,
-            "steps_per_s": float(np.median(pooled)) / batch if pooled.size and batch else None,
+            "throughput": median, "throughput_ci_low": ci_low, "throughput_ci_high": ci_high,
+            "throughput_q1": q1, "throughput_q3": q3,
+            "steps_per_s": median / first.batch_size if median and first.batch_size else None,
             "first_block_s": _median([r.first_block.seconds if r.first_block else None for r in ok]),
+            "latency_p50_s": p50, "latency_p90_s": p90, "latency_p99_s": p99,
             "test_accuracy": _median([r.final_test_accuracy for r in ok]),
-            "target_accuracy": ok[0].target_accuracy if ok else None,
+            "target_accuracy": first.target_accuracy if first else None,
             "steps_to_target": _median([r.steps_to_target for r in ok]),
             "time_to_target_s": _median([r.time_to_target_s for r in ok]),
+            "rss_after_import_bytes": _median([r.rss_after_import_bytes for r in ok]),
             "peak_rss_bytes": _median([r.peak_rss_bytes for r in ok]),
-            "param_count": ok[0].param_count if ok else None,
+            "device_peak_bytes": _median([r.device_peak_bytes for r in ok]),
+            "gflops": gflops,
+            "peak_fraction": gflops / peak_gflops if gflops and peak_gflops else None,
+            "param_count": first.param_count if first else None,
             "blocks": int(pooled.size),
         })
     frame = pd.DataFrame(rows, columns=COLUMNS)

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reports.aggregate import summarize
-from reports.load import load_manifest, load_records
+from reports.load import load_manifest, run_frame
 from reports.tables import problems, workload_tables
 
 
@@ -12,6 +11,7 @@ def _settings(manifest: dict) -> str:
     env = manifest.get("environment", {})
     options = manifest.get("options", {})
     git = env.get("git", {})
+    peak = env.get("matmul_peak", {})
     frameworks = ", ".join(f"{k} {v}" for k, v in env.get("frameworks", {}).items() if v) or "none"
     lines = [
         f"- run `{manifest.get('run_id', '?')}`: `{manifest.get('command', '')}`",
@@ -22,6 +22,8 @@ def _settings(manifest: dict) -> str:
         "- same initial weights (NumPy, from the seed) and the same batch order in every framework; "
         "batches staged on the device per epoch, untimed; throughput is the median over timed blocks "
         "of steps after the first step (which is reported apart as 'first block')",
+        f"- efficiency: analytic training FLOPs per sample x median throughput, against the machine's "
+        f"measured matmul rate of {peak.get('gflops', float('nan')):,.0f} GFLOP/s ({peak.get('method', 'not measured')})",
         f"- Python {env.get('python', '?')}, NumPy {env.get('numpy', '?')}; {frameworks}",
         f"- git {git.get('commit') or 'unknown'}{' (uncommitted changes)' if git.get('dirty') else ''}",
     ]
@@ -30,7 +32,7 @@ def _settings(manifest: dict) -> str:
 
 def render(run_dir: str | Path) -> str:
     manifest = load_manifest(run_dir)
-    frame = summarize(load_records(run_dir))
+    frame = run_frame(run_dir)
     parts = ["# Benchmark summary", workload_tables(frame, markdown=True)]
     trouble = problems(frame, markdown=True)
     if trouble:

@@ -6,48 +6,67 @@ import math
 import pandas as pd
 from tabulate import tabulate
 
-HEADERS = ["framework", "status", "samples/s [IQR]", "steps/s", "first block", "test acc",
-           "to target", "peak RSS"]
+HEADERS = ["framework", "status", "samples/s", "95% CI", "vs fastest", "first block", "test acc", "to target",
+           "peak RSS", "GFLOP/s (of peak)"]
+LATENCY_HEADER = "step p50 / p90 / p99"
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _num(value: float | None, digits: int = 0) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return "–"
     return f"{value:,.{digits}f}"
 
 
 def _seconds(value: float | None) -> str:
-    if value is None or math.isnan(value):
+    if _missing(value):
         return "–"
+    if value < 1e-3:
+        return f"{value * 1e6:.0f} µs"
     return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
 
 
 def _mib(value: float | None) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value / 2**20:,.0f} MiB"
+    return "–" if _missing(value) else f"{value / 2**20:,.0f} MiB"
 
 
 def _accuracy(row: pd.Series) -> str:
     acc, target = row["test_accuracy"], row["target_accuracy"]
-    if acc is None or math.isnan(acc):
+    if _missing(acc):
         return "–"
-    mark = "" if target is None or math.isnan(target) else (" ✓" if acc >= target else f" ✗ (<{target:g})")
+    mark = "" if _missing(target) else (" ✓" if acc >= target else f" ✗ (<{target:g})")
     return f"{acc:.4f}{mark}"
 
 
 def _to_target(row: pd.Series) -> str:
     steps = row["steps_to_target"]
-    if steps is None or math.isnan(steps):
+    if _missing(steps):
         return "not reached" if row["status"].startswith("ok") else "–"
     return f"{_seconds(row['time_to_target_s'])} ({steps:,.0f} steps)"
 
 
-def _rows(frame: pd.DataFrame) -> list[list[str]]:
+def _efficiency(row: pd.Series) -> str:
+    if _missing(row["gflops"]):
+        return "–"
+    share = "" if _missing(row["peak_fraction"]) else f" ({row['peak_fraction']:.0%})"
+    return f"{row['gflops']:,.1f}{share}"
+
+
+def _rows(frame: pd.DataFrame, with_latency: bool) -> list[list[str]]:
+    fastest = frame["throughput"].max()
     rows = []
     for _, row in frame.iterrows():
-        spread = (f" [{_num(row['throughput_q1'])}–{_num(row['throughput_q3'])}]"
-                  if row["throughput"] is not None and not math.isnan(row["throughput"]) else "")
-        rows.append([row["label"], row["status"], _num(row["throughput"]) + spread, _num(row["steps_per_s"], 1),
-                     _seconds(row["first_block_s"]), _accuracy(row), _to_target(row), _mib(row["peak_rss_bytes"])])
+        ci = "–" if _missing(row["throughput_ci_low"]) else \
+            f"{_num(row['throughput_ci_low'])}–{_num(row['throughput_ci_high'])}"
+        relative = "–" if _missing(row["throughput"]) else f"{row['throughput'] / fastest:.2f}×"
+        cells = [row["label"], row["status"], _num(row["throughput"]), ci, relative, _seconds(row["first_block_s"]),
+                 _accuracy(row), _to_target(row), _mib(row["peak_rss_bytes"]), _efficiency(row)]
+        if with_latency:
+            cells.append(" / ".join(_seconds(row[f"latency_p{p}_s"]) for p in (50, 90, 99)))
+        rows.append(cells)
     return rows
 
 
@@ -55,9 +74,11 @@ def workload_tables(frame: pd.DataFrame, markdown: bool) -> str:
     """One titled table per (workload, dataset), fastest first."""
     parts = []
     for (workload, dataset), group in frame.groupby(["workload", "dataset"], sort=True):
+        with_latency = group["latency_p50_s"].notna().any()
+        headers = HEADERS + ([LATENCY_HEADER] if with_latency else [])
         title = f"### {workload} on {dataset}" if markdown else f"{workload} on {dataset}"
-        table = tabulate(_rows(group), headers=HEADERS, tablefmt="github" if markdown else "simple",
-                         disable_numparse=True, colalign=("left", "left") + ("right",) * 6)
+        table = tabulate(_rows(group, with_latency), headers=headers, tablefmt="github" if markdown else "simple",
+                         disable_numparse=True, colalign=("left", "left") + ("right",) * (len(headers) - 2))
         parts.append(f"{title}\n\n{table}" if markdown else f"{title}\n{table}")
     return "\n\n".join(parts)
 

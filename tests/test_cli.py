@@ -20,9 +20,10 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["run", "-f", "pytorh"], "unknown framework 'pytorh'; choose from: keras, keras:jax, keras:tensorflow, "
-                              "keras:torch, pytorch, tensorflow"),
-    (["run", "-f", "keras:theano"], "unknown framework 'keras:theano'; choose from: keras,"),
+    (["run", "-f", "pytorh"], "unknown framework 'pytorh'; choose from: all, keras, keras:all, keras:jax, "
+                              "keras:jax-nojit, keras:tensorflow, keras:tensorflow-jit, keras:torch, keras:torch-jit, "
+                              "pytorch, pytorch:all, pytorch:compile, tensorflow, tensorflow:all, tensorflow:xla"),
+    (["run", "-f", "keras:theano"], "unknown framework 'keras:theano'; choose from: all, keras,"),
     (["run", "-w", "mnist"], "unknown workload 'mnist'; choose from: xor, mnist_mlp, mnist_cnn"),
     (["run", "--profile", "fast"], "invalid choice: 'fast' (choose from 'smoke', 'quick', 'full')"),
     (["run", "--dataset", "cifar10"], "invalid choice: 'cifar10' (choose from 'mnist', 'fashion_mnist')"),

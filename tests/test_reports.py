@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reports.aggregate import summarize
-from reports.load import load_records
+from reports.load import load_records, run_frame
 from reports.summary import render, write_summary
 from reports.tables import problems, workload_tables
 
@@ -16,7 +16,7 @@ GOLDEN = Path(__file__).parent / "data" / "golden_run"
 
 @pytest.fixture(scope="module")
 def frame():
-    return summarize(load_records(GOLDEN)).set_index("label")
+    return run_frame(GOLDEN).set_index("label")
 
 
 def test_throughput_is_the_median_of_block_rates(frame):
@@ -26,6 +26,10 @@ def test_throughput_is_the_median_of_block_rates(frame):
     assert row["throughput_q1"] == pytest.approx(9600) and row["throughput_q3"] == pytest.approx(12800)
     assert row["steps_per_s"] == pytest.approx(100)
     assert row["first_block_s"] == pytest.approx(0.5) and row["blocks"] == 3
+    low, high = row["throughput_ci_low"], row["throughput_ci_high"]
+    assert 6400 <= low <= 12800 <= high <= 12800
+    # 3,209,216 training FLOPs per sample x 12,800 samples/s, against a 100 GFLOP/s peak
+    assert row["gflops"] == pytest.approx(41.078, rel=1e-4) and row["peak_fraction"] == pytest.approx(0.41078, rel=1e-4)
     assert frame.loc["tensorflow"]["throughput"] == pytest.approx(6400)
 
 
@@ -42,15 +46,17 @@ def test_rows_are_sorted_fastest_first():
 
 
 def test_terminal_and_markdown_tables():
-    frame = summarize(load_records(GOLDEN))
+    frame = run_frame(GOLDEN)
     text = workload_tables(frame, markdown=False)
     assert text.startswith("mnist_mlp on mnist")
-    assert "12,800 [9,600–12,800]" in text and "0.9750 ✓" in text and "0.9600 ✗ (<0.97)" in text
+    assert "1.00×" in text and "0.50×" in text and "41.1 (41%)" in text
+    assert "step p50" not in text  # no latencies recorded for this workload
+    assert "0.9750 ✓" in text and "0.9600 ✗ (<0.97)" in text
     assert "6.00 s (936 steps)" in text and "not reached" in text and "300 MiB" in text
     markdown = workload_tables(frame, markdown=True)
     assert markdown.startswith("### mnist_mlp on mnist")
     header = next(line for line in markdown.splitlines() if line.startswith("| framework"))
-    assert header.count("|") == 9
+    assert header.count("|") == 11
     assert "keras:jax / mnist_mlp (mnist): skipped: jax not installed" in problems(frame, markdown=True)
 
 

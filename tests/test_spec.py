@@ -16,6 +16,17 @@ def test_param_count_matches_hand_count(name, expected):
     assert get_workload(name).param_count() == expected
 
 
+@pytest.mark.parametrize("name, forward, train", [
+    ("xor", 2 * (2 * 8 + 8 * 1), 2 * (3 * (2 * 8 + 8) - 2 * 8)),
+    ("mnist_mlp", 1_337_344, 1_337_344 * 3 - 2 * 784 * 512),
+    # conv1 26*26*32*9 MACs, conv2 24*24*64*288, dense 9216*128 and 128*10
+    ("mnist_cnn", 2 * (194_688 + 10_616_832 + 1_179_648 + 1_280), 71_954_688 - 2 * 194_688),
+])
+def test_flops_match_hand_counts(name, forward, train):
+    spec = get_workload(name)
+    assert spec.forward_flops() == forward and spec.train_flops() == train
+
+
 def test_cnn_shapes():
     shapes = get_workload("mnist_cnn").shapes()
     assert shapes[1] == (26, 26, 32) and shapes[3] == (24, 24, 64) and shapes[5] == (12, 12, 64)

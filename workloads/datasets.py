@@ -175,7 +175,7 @@ def fetch_payload(name: str, part: str, data_dir: str | Path | None = None, cach
         payload = _download(info, filename, expected, cache_path / info.name / filename, mirrors, tried)
         if payload is not None:
             return payload
-    hint = f"set {ENV_DATA_DIR} or --data-dir to a folder holding the IDX files"
+    hint = f"Set {ENV_DATA_DIR} or --data-dir to a folder holding the IDX files."
     raise DatasetError(
         f"{name}: cannot find {filename}. Looked in: {', '.join(str(p.parent) for p in looked[::2])}. "
         + (f"Tried to download: {'; '.join(tried)}. " if tried else "Download disabled. ")

@@ -22,5 +22,6 @@ SPEC = WorkloadSpec(
     target_accuracy={"mnist": 0.98, "fashion_mnist": 0.87},
     train_samples={"smoke": 512},
     test_samples={"smoke": 256},
+    evals_per_epoch=4,
     datasets=("mnist", "fashion_mnist"),
 )

@@ -16,5 +16,6 @@ SPEC = WorkloadSpec(
     target_accuracy={"mnist": 0.97, "fashion_mnist": 0.85},
     train_samples={"smoke": 512},
     test_samples={"smoke": 256},
+    evals_per_epoch=4,
     datasets=("mnist", "fashion_mnist"),
 )

@@ -97,7 +97,9 @@ class WorkloadSpec:
     train_samples: Mapping[str, int | None] = field(default_factory=dict)  # per profile; None = all
     test_samples: Mapping[str, int | None] = field(default_factory=dict)
     shuffle: bool = True
-    eval_every_steps: int | None = None  # None: evaluate at the end of each epoch
+    eval_every_steps: int | None = None  # until the target is reached; None: evals_per_epoch
+    evals_per_epoch: int = 1  # evaluation points per epoch (untimed), for time-to-accuracy
+    latency_steps: int = 0  # after training, this many steps timed one by one (short steps only)
     datasets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -140,6 +142,27 @@ class WorkloadSpec:
 
     def param_count(self) -> int:
         return sum(math.prod(s) for s in self.weight_shapes())
+
+    def multiply_adds(self) -> list[int]:
+        """Multiply-accumulates per sample of each dense/conv layer's forward pass, in order."""
+        macs = []
+        for layer, shape_in, shape_out in zip(self.layers, self.shapes(), self.shapes()[1:]):
+            if layer.kind == "dense":
+                macs.append(shape_in[0] * layer.units)
+            elif layer.kind == "conv2d":
+                macs.append(math.prod(shape_out) * layer.kernel * layer.kernel * shape_in[-1])
+        return macs
+
+    def forward_flops(self) -> int:
+        """Forward FLOPs per sample: 2 per multiply-accumulate of dense and conv layers. Biases,
+        activations, pooling and the loss are left out (a few percent at most here)."""
+        return 2 * sum(self.multiply_adds())
+
+    def train_flops(self) -> int:
+        """FLOPs per training sample: forward, plus the weight gradients (as much again) and the
+        input gradients (as much again, except for the first layer, whose input needs none)."""
+        macs = self.multiply_adds()
+        return 2 * (3 * sum(macs) - macs[0])
 
     def init_weights(self, seed: int) -> list[np.ndarray]:
         """Glorot-uniform kernels and zero biases, float32, made by NumPy from the seed."""

@@ -19,5 +19,7 @@ SPEC = WorkloadSpec(
     # Checked every few steps until all four points are right, so steps-to-converge is exact
     # to this many steps; afterwards only at the end, so timed blocks can grow.
     eval_every_steps=5,
+    # A step is a fraction of a millisecond: its latency distribution is measured apart.
+    latency_steps=1000,
     datasets=("xor",),
 )

@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Does the harness cost anything? Compare its mnist_mlp throughput with a minimal hand-written loop.
+
+For each installed framework, runs (each in a fresh process with the same thread settings) a plain
+training loop written the way a user would, then the harness's own trial of the same workload,
+and prints harness / hand-written. Both train on the same pre-staged batches; the hand loop's
+figure is samples over wall time of all steps after the first few.
+
+    .venv/bin/python tools/overhead_check.py [-f pytorch -f tensorflow ...] [--steps 400] [--rounds 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from adapters import FRAMEWORKS, label, missing_modules  # noqa: E402
+from harness.launch import child_env, launch  # noqa: E402
+from harness.record import TrialSpec  # noqa: E402
+from harness.threads import default_threads  # noqa: E402
+from reports.aggregate import block_throughputs  # noqa: E402
+
+WARMUP_STEPS = 5
+BATCH = 128
+CHOICES = ("pytorch", "tensorflow", "keras:tensorflow", "keras:torch", "keras:jax")
+
+
+def _batches(steps: int):
+    """The first `steps` batches of the harness's epoch-0 order, as NumPy arrays."""
+    import numpy as np
+
+    from workloads import get_workload, training_data
+    from workloads.spec import batch_order
+
+    spec = get_workload("mnist_mlp")
+    data = training_data(spec, "mnist", "quick")
+    order = batch_order(0, 0, len(data.x_train))
+    x, y = data.x_train[order], data.y_train[order]
+    n = len(x) // BATCH
+    return spec, [(np.ascontiguousarray(x[(i % n) * BATCH:(i % n + 1) * BATCH]), y[(i % n) * BATCH:(i % n + 1) * BATCH])
+                  for i in range(steps)]
+
+
+def hand_pytorch(steps: int, threads: int) -> float:
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(threads)
+    spec, batches = _batches(steps)
+    model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+    start = None
+    for i, (x, y) in enumerate(batches):
+        if i == WARMUP_STEPS:
+            start = time.perf_counter()
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+    return (steps - WARMUP_STEPS) * BATCH / (time.perf_counter() - start)
+
+
+def hand_tensorflow(steps: int, threads: int) -> float:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    spec, batches = _batches(steps)
+    params = [tf.Variable(w) for w in spec.init_weights(0)]
+    slots = [(tf.Variable(tf.zeros_like(p)), tf.Variable(tf.zeros_like(p))) for p in params]
+    b1p, b2p = tf.Variable(0.9), tf.Variable(0.999)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            h = tf.nn.relu(tf.matmul(x, params[0]) + params[1])
+            h = tf.nn.relu(tf.matmul(h, params[2]) + params[3])
+            logits = tf.matmul(h, params[4]) + params[5]
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        for p, g, (m, v) in zip(params, tape.gradient(loss, params), slots):
+            tf.raw_ops.ResourceApplyAdam(var=p.handle, m=m.handle, v=v.handle, beta1_power=b1p.read_value(),
+                                         beta2_power=b2p.read_value(), lr=1e-3, beta1=0.9, beta2=0.999,
+                                         epsilon=1e-7, grad=g)
+        b1p.assign(b1p * 0.9)
+        b2p.assign(b2p * 0.999)
+        return loss
+
+    batches = [(tf.constant(x), tf.constant(y)) for x, y in batches]
+    start = None
+    for i, (x, y) in enumerate(batches):
+        if i == WARMUP_STEPS:
+            start = time.perf_counter()
+        loss = step(x, y)
+    loss.numpy()
+    return (steps - WARMUP_STEPS) * BATCH / (time.perf_counter() - start)
+
+
+def hand_keras(steps: int, threads: int) -> float:
+    import keras
+
+    spec, batches = _batches(steps)
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(512, activation="relu"),
+                              keras.layers.Dense(512, activation="relu"), keras.layers.Dense(10)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-7),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    batches = [(keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y)) for x, y in batches]
+    start = None
+    for i, (x, y) in enumerate(batches):
+        if i == WARMUP_STEPS:
+            start = time.perf_counter()
+        model.train_on_batch(x, y)
+    return (steps - WARMUP_STEPS) * BATCH / (time.perf_counter() - start)
+
+
+HAND = {"pytorch": hand_pytorch, "tensorflow": hand_tensorflow, "keras": hand_keras}
+
+
+def run_hand(name: str, steps: int, threads: int, data_dir: str | None) -> float:
+    framework, _, variant = name.partition(":")
+    trial = TrialSpec(trial_id="hand", framework=framework, variant=variant or "default", label=name, adapter="",
+                      workload="mnist_mlp", dataset="mnist", profile="quick", device="cpu", threads=threads,
+                      seed=0, repeat=0, data_dir=data_dir)
+    env = child_env(trial)
+    out = subprocess.run([sys.executable, __file__, "--hand", framework, "--steps", str(steps),
+                          "--threads", str(threads)], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run_harness(name: str, threads: int, data_dir: str | None, work: Path, round_: int) -> float:
+    framework, _, variant = name.partition(":")
+    variant = variant or "default"
+    trial = TrialSpec(trial_id=f"{framework}.{variant}.{round_}", framework=framework, variant=variant,
+                      label=label(framework, variant), adapter=FRAMEWORKS[framework].adapter, workload="mnist_mlp",
+                      dataset="mnist", profile="quick", device="cpu", threads=threads, seed=0, repeat=round_,
+                      data_dir=data_dir)
+    record = launch(trial, work, "overhead")
+    if record.status != "ok":
+        raise RuntimeError(f"{name}: harness trial {record.status}: {record.reason}")
+    import numpy as np
+
+    return float(np.median(block_throughputs(record)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-f", "--framework", action="append", choices=CHOICES, default=[])
+    parser.add_argument("--steps", type=int, default=400, help="steps of the hand-written loop")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating hand/harness rounds (medians compared)")
+    parser.add_argument("--threads", type=int, default=default_threads())
+    parser.add_argument("--hand", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.hand:
+        print(HAND[args.hand](args.steps, args.threads))
+        return 0
+    data_dir = os.environ.get("BENCH_DATA_DIR")
+    names = args.framework or [n for n in CHOICES if not missing_modules(*(n.split(":") + ["default"])[:2])]
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"{'framework':<18} {'hand samples/s':>15} {'harness samples/s':>18} {'harness/hand':>13}")
+        for name in names:
+            hand, harness = [], []
+            for round_ in range(args.rounds):  # alternate, so drift on a shared machine hits both
+                hand.append(run_hand(name, args.steps, args.threads, data_dir))
+                harness.append(run_harness(name, args.threads, data_dir, Path(tmp), round_))
+            h, b = sorted(hand)[len(hand) // 2], sorted(harness)[len(harness) // 2]
+            worst = max(worst, abs(b / h - 1))
+            print(f"{name:<18} {h:>15,.0f} {b:>18,.0f} {b / h:>12.3f}x   rounds: "
+                  + json.dumps({"hand": [round(v) for v in hand], "harness": [round(v) for v in harness]}))
+    print(f"largest deviation: {worst:.1%} (limit 3%)")
+    return 0 if worst <= 0.03 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

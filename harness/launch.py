@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -16,7 +17,7 @@ from harness.record import TrialRecord, TrialSpec, read_record, write_json
 from harness.threads import thread_env
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-POLL_S = 0.25
+PROGRESS_S = 1.0  # the parent wakes this often; more would steal cycles from the child on small machines
 TERM_GRACE_S = 5.0  # after SIGTERM, time for the child to write what it measured
 LOG_TAIL_LINES = 12
 
@@ -83,22 +84,23 @@ def launch(trial: TrialSpec, run_dir: Path, run_id: str, python: str = sys.execu
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=child_env(trial), stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        # A blocking waitpid on a helper thread: Popen.wait(timeout=...) would poll every few
+        # milliseconds and preempt the child's compute threads on a 2-core machine.
+        exited = threading.Event()
+        threading.Thread(target=lambda: (proc.wait(), exited.set()), daemon=True).start()
         deadline = time.monotonic() + trial.timeout_s
         try:
-            while True:
-                try:
-                    proc.wait(timeout=POLL_S)
+            while not exited.wait(timeout=min(PROGRESS_S, max(0.0, deadline - time.monotonic()))):
+                if on_progress and (state := _read_progress(progress_path)):
+                    on_progress(state)
+                if time.monotonic() >= deadline:
+                    timed_out = True
+                    _stop(proc)
                     break
-                except subprocess.TimeoutExpired:
-                    if on_progress and (state := _read_progress(progress_path)):
-                        on_progress(state)
-                    if time.monotonic() > deadline:
-                        timed_out = True
-                        _stop(proc)
-                        break
         except BaseException:  # Ctrl-C in the parent: do not leave the child running
             _stop(proc)
             raise
+        exited.wait()
 
     record = _result(trial, run_id, proc.returncode, result_path, log_path, timed_out)
     write_json(run_dir / "records" / f"{trial.trial_id}.json", record.to_dict(), overwrite=False)

@@ -29,7 +29,7 @@ log = logging.getLogger("harness.trial")
 
 TARGET_BLOCK_SECONDS = 0.2  # steady-state blocks grow to about this long
 EVAL_BATCH = 1000
-PROGRESS_INTERVAL_S = 0.5
+PROGRESS_INTERVAL_S = 1.0
 
 
 def accuracy(spec: WorkloadSpec, logits: np.ndarray, labels: np.ndarray) -> float:

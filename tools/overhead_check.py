@@ -3,10 +3,11 @@
 
 For each installed framework, runs (each in a fresh process with the same thread settings) a plain
 training loop written the way a user would, then the harness's own trial of the same workload,
-and prints harness / hand-written. Both train on the same pre-staged batches; the hand loop's
-figure is samples over wall time of all steps after the first few.
+and prints harness / hand-written. Both run the quick profile's three epochs on the same batches
+in the same order, converted to tensors before each epoch's clock starts; the hand loop's figure
+is samples over the time of all steps but the first, the harness's its median block throughput.
 
-    .venv/bin/python tools/overhead_check.py [-f pytorch -f tensorflow ...] [--steps 400] [--rounds 3]
+    .venv/bin/python tools/overhead_check.py [-f pytorch -f tensorflow ...] [--rounds 3]
 """
 from __future__ import annotations
 
@@ -28,56 +29,71 @@ from harness.record import TrialSpec  # noqa: E402
 from harness.threads import default_threads  # noqa: E402
 from reports.aggregate import block_throughputs  # noqa: E402
 
-WARMUP_STEPS = 5
 BATCH = 128
 CHOICES = ("pytorch", "tensorflow", "keras:tensorflow", "keras:torch", "keras:jax")
 
 
-def _batches(steps: int):
-    """The first `steps` batches of the harness's epoch-0 order, as NumPy arrays."""
-    import numpy as np
-
+def _epochs():
+    """The quick profile's epochs of mnist_mlp in the harness's batch order, as NumPy batches."""
     from workloads import get_workload, training_data
     from workloads.spec import batch_order
 
     spec = get_workload("mnist_mlp")
     data = training_data(spec, "mnist", "quick")
-    order = batch_order(0, 0, len(data.x_train))
-    x, y = data.x_train[order], data.y_train[order]
-    n = len(x) // BATCH
-    return spec, [(np.ascontiguousarray(x[(i % n) * BATCH:(i % n + 1) * BATCH]), y[(i % n) * BATCH:(i % n + 1) * BATCH])
-                  for i in range(steps)]
+    n = len(data.x_train) // BATCH
+    for epoch in range(spec.epochs["quick"]):
+        order = batch_order(0, epoch, len(data.x_train))
+        x, y = data.x_train[order], data.y_train[order]
+        yield spec, [(x[i * BATCH:(i + 1) * BATCH], y[i * BATCH:(i + 1) * BATCH]) for i in range(n)]
 
 
-def hand_pytorch(steps: int, threads: int) -> float:
+def _time_epochs(convert, step, finish) -> float:
+    """Samples/s over all steps but the very first (the harness reports that one apart too);
+    converting each epoch's batches to tensors happens before its clock starts, as in the harness."""
+    seconds, steps = 0.0, 0
+    for epoch, (spec, batches) in enumerate(_epochs()):
+        batches = [convert(x, y) for x, y in batches]
+        if epoch == 0:
+            step(*batches[0])
+            finish()
+            batches = batches[1:]
+        start = time.perf_counter()
+        for x, y in batches:
+            step(x, y)
+        finish()
+        seconds += time.perf_counter() - start
+        steps += len(batches)
+    return steps * BATCH / seconds
+
+
+def hand_pytorch(threads: int) -> float:
     import torch
     from torch import nn
 
     torch.set_num_threads(threads)
-    spec, batches = _batches(steps)
     model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-    batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
-    start = None
-    for i, (x, y) in enumerate(batches):
-        if i == WARMUP_STEPS:
-            start = time.perf_counter()
+
+    def step(x, y):
         opt.zero_grad()
         loss = nn.functional.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
-    return (steps - WARMUP_STEPS) * BATCH / (time.perf_counter() - start)
+
+    return _time_epochs(lambda x, y: (torch.from_numpy(x), torch.from_numpy(y)), step, lambda: None)
 
 
-def hand_tensorflow(steps: int, threads: int) -> float:
+def hand_tensorflow(threads: int) -> float:
     import tensorflow as tf
+
+    from workloads import get_workload
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    spec, batches = _batches(steps)
-    params = [tf.Variable(w) for w in spec.init_weights(0)]
+    params = [tf.Variable(w) for w in get_workload("mnist_mlp").init_weights(0)]
     slots = [(tf.Variable(tf.zeros_like(p)), tf.Variable(tf.zeros_like(p))) for p in params]
     b1p, b2p = tf.Variable(0.9), tf.Variable(0.999)
+    last = []
 
     @tf.function
     def step(x, y):
@@ -94,44 +110,32 @@ def hand_tensorflow(steps: int, threads: int) -> float:
         b2p.assign(b2p * 0.999)
         return loss
 
-    batches = [(tf.constant(x), tf.constant(y)) for x, y in batches]
-    start = None
-    for i, (x, y) in enumerate(batches):
-        if i == WARMUP_STEPS:
-            start = time.perf_counter()
-        loss = step(x, y)
-    loss.numpy()
-    return (steps - WARMUP_STEPS) * BATCH / (time.perf_counter() - start)
+    return _time_epochs(lambda x, y: (tf.constant(x), tf.constant(y)), lambda x, y: last.append(step(x, y)),
+                        lambda: last[-1].numpy() if last else None)
 
 
-def hand_keras(steps: int, threads: int) -> float:
+def hand_keras(threads: int) -> float:
     import keras
 
-    spec, batches = _batches(steps)
     model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(512, activation="relu"),
                               keras.layers.Dense(512, activation="relu"), keras.layers.Dense(10)])
     model.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-7),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    batches = [(keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y)) for x, y in batches]
-    start = None
-    for i, (x, y) in enumerate(batches):
-        if i == WARMUP_STEPS:
-            start = time.perf_counter()
-        model.train_on_batch(x, y)
-    return (steps - WARMUP_STEPS) * BATCH / (time.perf_counter() - start)
+    convert = keras.ops.convert_to_tensor
+    return _time_epochs(lambda x, y: (convert(x), convert(y)), model.train_on_batch, lambda: None)
 
 
 HAND = {"pytorch": hand_pytorch, "tensorflow": hand_tensorflow, "keras": hand_keras}
 
 
-def run_hand(name: str, steps: int, threads: int, data_dir: str | None) -> float:
+def run_hand(name: str, threads: int, data_dir: str | None) -> float:
     framework, _, variant = name.partition(":")
     trial = TrialSpec(trial_id="hand", framework=framework, variant=variant or "default", label=name, adapter="",
                       workload="mnist_mlp", dataset="mnist", profile="quick", device="cpu", threads=threads,
                       seed=0, repeat=0, data_dir=data_dir)
     env = child_env(trial)
-    out = subprocess.run([sys.executable, __file__, "--hand", framework, "--steps", str(steps),
-                          "--threads", str(threads)], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, __file__, "--hand", framework, "--threads", str(threads)],
+                         env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -153,13 +157,12 @@ def run_harness(name: str, threads: int, data_dir: str | None, work: Path, round
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-f", "--framework", action="append", choices=CHOICES, default=[])
-    parser.add_argument("--steps", type=int, default=400, help="steps of the hand-written loop")
     parser.add_argument("--rounds", type=int, default=3, help="alternating hand/harness rounds (medians compared)")
     parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--hand", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hand:
-        print(HAND[args.hand](args.steps, args.threads))
+        print(HAND[args.hand](args.threads))
         return 0
     data_dir = os.environ.get("BENCH_DATA_DIR")
     names = args.framework or [n for n in CHOICES if not missing_modules(*(n.split(":") + ["default"])[:2])]
@@ -169,7 +172,7 @@ def main() -> int:
         for name in names:
             hand, harness = [], []
             for round_ in range(args.rounds):  # alternate, so drift on a shared machine hits both
-                hand.append(run_hand(name, args.steps, args.threads, data_dir))
+                hand.append(run_hand(name, args.threads, data_dir))
                 harness.append(run_harness(name, args.threads, data_dir, Path(tmp), round_))
             h, b = sorted(hand)[len(hand) // 2], sorted(harness)[len(harness) // 2]
             worst = max(worst, abs(b / h - 1))

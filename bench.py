@@ -13,6 +13,7 @@ import sys
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from adapters import FRAMEWORKS, all_labels, installed_version, label, missing_modules, parse_selection
 from harness import environment
@@ -41,34 +42,26 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not allowed; use a whole number of 1 or more")
-    return value
+def _number(convert: type, what: str, problem: Callable[[float], str | None]) -> Callable[[str], float]:
+    """An argparse type: `convert` the text, then `problem(value)` names what is wrong, if anything."""
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        message = problem(value)
+        if message:
+            raise argparse.ArgumentTypeError(message)
+        return value
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; use 0 to {2**32 - 1}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value:g} is not allowed; use a number of seconds above 0")
-    return value
+_positive_int = _number(int, "a whole number",
+                        lambda v: None if v >= 1 else f"{v} is not allowed; use a whole number of 1 or more")
+_seed = _number(int, "a whole number",
+                lambda v: None if 0 <= v < 2**32 else f"{v} is out of range; use 0 to {2**32 - 1}")
+_positive_float = _number(float, "a number",
+                          lambda v: None if v > 0 else f"{v:g} is not allowed; use a number of seconds above 0")
 
 
 def _framework(text: str) -> str:

@@ -51,8 +51,10 @@ def _to_target(row: pd.Series) -> str:
 def _efficiency(row: pd.Series) -> str:
     if _missing(row["gflops"]):
         return "–"
-    share = "" if _missing(row["peak_fraction"]) else f" ({row['peak_fraction']:.0%})"
-    return f"{row['gflops']:,.1f}{share}"
+    fraction = row["peak_fraction"]
+    share = "" if _missing(fraction) else f" ({fraction:.0%})" if fraction >= 0.01 else f" ({fraction:.2g})"
+    rate = f"{row['gflops']:,.1f}" if row["gflops"] >= 1 else f"{row['gflops']:.2g}"
+    return f"{rate}{share}"
 
 
 def _rows(frame: pd.DataFrame, with_latency: bool) -> list[list[str]]:

@@ -24,3 +24,18 @@ def thread_env(threads: int) -> dict[str, str]:
         "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
                      f"intra_op_parallelism_threads={n}",
     }
+
+
+def pin_to_cores(threads: int) -> list[int] | None:
+    """Restrict this process to `threads` cores when fewer than all were asked for.
+
+    Thread-count variables are advice some runtimes ignore (XLA's CPU client in JAX starts a
+    thread per core whatever XLA_FLAGS says); an affinity mask binds every framework alike.
+    Returns the cores in use, or None where the platform cannot pin."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    if threads < len(cores):
+        cores = cores[:threads]
+        os.sched_setaffinity(0, cores)
+    return cores

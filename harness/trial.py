@@ -22,6 +22,7 @@ from adapters import load_adapter_class
 from adapters.base import Adapter, SkipTrial
 from harness.measure import current_rss_bytes, peak_rss_bytes
 from harness.record import Block, Evaluation, TrialRecord, TrialSpec, write_json
+from harness.threads import pin_to_cores
 from workloads import TrainingData, get_workload, training_data
 from workloads.spec import WorkloadSpec, batch_order
 
@@ -143,7 +144,7 @@ def run(trial: TrialSpec, record: TrialRecord, progress: Progress) -> None:
         raise SkipTrial(f"{exc.name} is not installed for {sys.executable}") from exc
     record.rss_after_import_bytes = current_rss_bytes()
     adapter: Adapter = adapter_cls(trial.variant, trial.device, trial.threads)
-    record.settings = adapter.setup()
+    record.settings = {**adapter.setup(), "cpu_affinity": record.settings.get("cpu_affinity")}
     record.device = adapter.device
     record.versions = {**adapter.versions(), "numpy": np.__version__, "python": platform.python_version()}
     spec = get_workload(trial.workload)
@@ -175,6 +176,7 @@ def main(argv: list[str]) -> int:
     record.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     start = time.perf_counter()
     signal.signal(signal.SIGTERM, _stop_requested)
+    record.settings["cpu_affinity"] = pin_to_cores(trial.threads)  # before any framework starts threads
     try:
         run(trial, record, Progress(progress_path))
         record.status = "ok"

@@ -27,7 +27,8 @@ def test_successful_trial_records_raw_figures(tmp_path):
     assert record.final_test_accuracy == 1.0 and record.steps_to_target % spec.eval_every_steps == 0
     assert record.evaluations[-1].step == total
     assert record.peak_rss_bytes >= record.rss_after_import_bytes > 0
-    assert record.versions["numpy"] and record.settings == {"mode": "numpy"}
+    assert record.versions["numpy"] and record.settings["mode"] == "numpy"
+    assert len(record.settings["cpu_affinity"]) == 1  # the trial asked for 1 thread: pinned to 1 core
     stored = json.loads((tmp_path / "records" / f"{record.trial_id}.json").read_text())
     assert stored["status"] == "ok" and stored["threads"] == 1
 

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from reports.stats import median_ci
 

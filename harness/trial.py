@@ -144,7 +144,7 @@ def run(trial: TrialSpec, record: TrialRecord, progress: Progress) -> None:
         raise SkipTrial(f"{exc.name} is not installed for {sys.executable}") from exc
     record.rss_after_import_bytes = current_rss_bytes()
     adapter: Adapter = adapter_cls(trial.variant, trial.device, trial.threads)
-    record.settings = {**adapter.setup(), "cpu_affinity": record.settings.get("cpu_affinity")}
+    record.settings.update(adapter.setup())
     record.device = adapter.device
     record.versions = {**adapter.versions(), "numpy": np.__version__, "python": platform.python_version()}
     spec = get_workload(trial.workload)

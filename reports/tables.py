@@ -6,8 +6,8 @@ import math
 import pandas as pd
 from tabulate import tabulate
 
-HEADERS = ["framework", "status", "samples/s", "95% CI", "vs fastest", "first block", "test acc", "to target",
-           "peak RSS", "GFLOP/s (of peak)"]
+HEADERS = ["framework", "status", "samples/s", "95% CI", "vs fastest", "steps/s", "first block", "test acc",
+           "to target", "peak RSS", "GFLOP/s (of peak)"]
 LATENCY_HEADER = "step p50 / p90 / p99"
 
 
@@ -64,7 +64,8 @@ def _rows(frame: pd.DataFrame, with_latency: bool) -> list[list[str]]:
         ci = "–" if _missing(row["throughput_ci_low"]) else \
             f"{_num(row['throughput_ci_low'])}–{_num(row['throughput_ci_high'])}"
         relative = "–" if _missing(row["throughput"]) else f"{row['throughput'] / fastest:.2f}×"
-        cells = [row["label"], row["status"], _num(row["throughput"]), ci, relative, _seconds(row["first_block_s"]),
+        cells = [row["label"], row["status"], _num(row["throughput"]), ci, relative, _num(row["steps_per_s"], 1),
+                 _seconds(row["first_block_s"]),
                  _accuracy(row), _to_target(row), _mib(row["peak_rss_bytes"]), _efficiency(row)]
         if with_latency:
             cells.append(" / ".join(_seconds(row[f"latency_p{p}_s"]) for p in (50, 90, 99)))

@@ -49,14 +49,14 @@ def test_terminal_and_markdown_tables():
     frame = run_frame(GOLDEN)
     text = workload_tables(frame, markdown=False)
     assert text.startswith("mnist_mlp on mnist")
-    assert "1.00×" in text and "0.50×" in text and "41.1 (41%)" in text
+    assert "1.00×" in text and "0.50×" in text and "41.1 (41%)" in text and "100.0" in text  # steps/s
     assert "step p50" not in text  # no latencies recorded for this workload
     assert "0.9750 ✓" in text and "0.9600 ✗ (<0.97)" in text
     assert "6.00 s (936 steps)" in text and "not reached" in text and "300 MiB" in text
     markdown = workload_tables(frame, markdown=True)
     assert markdown.startswith("### mnist_mlp on mnist")
     header = next(line for line in markdown.splitlines() if line.startswith("| framework"))
-    assert header.count("|") == 11
+    assert header.count("|") == 12
     assert "keras:jax / mnist_mlp (mnist): skipped: jax not installed" in problems(frame, markdown=True)
 
 

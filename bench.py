@@ -220,8 +220,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.set_postfix_str(record.status)
             bar.update()
 
-    summary = write_summary(run_dir)
     frame = run_frame(run_dir)
+    summary = write_summary(run_dir, frame)
     print("\n" + workload_tables(frame, markdown=False))
     trouble = problems(frame, markdown=False)
     if trouble:
@@ -237,8 +237,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if not (args.run_dir / "records").is_dir():
         raise fail(f"{args.run_dir} is not a run directory (no records/ folder)")
-    path = write_summary(args.run_dir)
-    print(workload_tables(run_frame(args.run_dir), markdown=False))
+    frame = run_frame(args.run_dir)
+    path = write_summary(args.run_dir, frame)
+    print(workload_tables(frame, markdown=False))
     print(f"\nSummary: {path}")
     return 0
 

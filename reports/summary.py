@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from reports.load import load_manifest, run_frame
 from reports.tables import problems, workload_tables
 
@@ -30,9 +32,10 @@ def _settings(manifest: dict) -> str:
     return "\n".join(lines)
 
 
-def render(run_dir: str | Path) -> str:
+def render(run_dir: str | Path, frame: pd.DataFrame | None = None) -> str:
+    """summary.md of a run; pass the run's `frame` when the caller already built it."""
     manifest = load_manifest(run_dir)
-    frame = run_frame(run_dir)
+    frame = run_frame(run_dir) if frame is None else frame
     parts = ["# Benchmark summary", workload_tables(frame, markdown=True)]
     trouble = problems(frame, markdown=True)
     if trouble:
@@ -41,7 +44,7 @@ def render(run_dir: str | Path) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def write_summary(run_dir: str | Path) -> Path:
+def write_summary(run_dir: str | Path, frame: pd.DataFrame | None = None) -> Path:
     path = Path(run_dir) / "summary.md"
-    path.write_text(render(run_dir))
+    path.write_text(render(run_dir, frame))
     return path

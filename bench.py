@@ -15,8 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from adapters import FRAMEWORKS, all_labels, installed_version, label, missing_modules, parse_selection
-from harness import environment
+from adapters import (ENVIRONMENTS, FRAMEWORKS, all_labels, environment_of, installed_version, label,
+                      missing_modules, parse_selection)
+from harness import environment, envs
 from harness.launch import launch
 from harness.peak import matmul_peak
 from harness.plan import RunOptions, plan
@@ -80,14 +81,25 @@ def _workload(text: str) -> str:
     return text
 
 
+def _environment(text: str) -> str:
+    if text not in ENVIRONMENTS:
+        raise argparse.ArgumentTypeError(f"unknown environment {text!r}; choose from: {', '.join(ENVIRONMENTS)}")
+    return text
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="bench.py", description=__doc__.strip().splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,report}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,report,env}")
+    env_dir = argparse.ArgumentParser(add_help=False)
+    env_dir.add_argument("--env-dir", default=None, metavar="DIR",
+                         help=f"where isolated framework environments live "
+                              f"(default: ${envs.ENV_DIR_VAR}, else ~/.cache/dlbench/envs)")
 
     sub.add_parser("list", help="frameworks and variants (installed or not), workloads, profiles")
 
-    run = sub.add_parser("run", help="run trials and write a run directory with records and summary.md")
+    run = sub.add_parser("run", parents=[env_dir],
+                         help="run trials and write a run directory with records and summary.md")
     run.add_argument("-f", "--framework", action="append", type=_framework, default=[], metavar="NAME[:VARIANT]",
                      help=f"repeatable; default: all ({', '.join(all_labels())})")
     run.add_argument("-w", "--workload", action="append", type=_workload, default=[], metavar="WORKLOAD",
@@ -105,20 +117,27 @@ def build_parser() -> Parser:
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where run directories are made")
     run.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                      help="finish an interrupted run: its own options, only the trials without a record")
+    run.add_argument("--no-env-setup", action="store_true",
+                     help="do not create missing framework environments; their trials are skipped")
 
     report = sub.add_parser("report", help="rewrite summary.md of a run and print its tables")
     report.add_argument("run_dir", type=Path)
+
+    env = sub.add_parser("env", help="the isolated environments of MXNet and Theano: list, set up")
+    env_sub = env.add_subparsers(dest="env_command", required=True, metavar="{list,setup}")
+    env_sub.add_parser("list", parents=[env_dir], help="each environment, its interpreter, versions, readiness")
+    setup = env_sub.add_parser("setup", parents=[env_dir], help="create or repair environments")
+    setup.add_argument("names", nargs="*", metavar="NAME", type=_environment,
+                       help=f"default: all ({', '.join(ENVIRONMENTS)})")
     return parser
 
 
 def cmd_list() -> int:
     print("Frameworks (select with -f NAME or -f NAME:VARIANT):")
+    base = envs.base_dir(None)
     for info in FRAMEWORKS.values():
-        version = installed_version(info.name)
         for variant in info.variants:
-            missing = missing_modules(info.name, variant)
-            state = f"installed {version}" if not missing else f"not installed (missing: {', '.join(missing)})"
-            print(f"  {label(info.name, variant):<20} {state:<32} {info.description}")
+            print(f"  {label(info.name, variant):<20} {_availability(info.name, variant, base):<36} {info.description}")
     print("\nWorkloads (select with -w):")
     for spec in WORKLOADS.values():
         epochs = ", ".join(f"{p} {spec.epochs[p]}" for p in PROFILES)
@@ -128,6 +147,16 @@ def cmd_list() -> int:
           "full (published-style epochs)")
     print(f"Datasets for the image workloads (--dataset): {', '.join(IMAGE_DATASETS)}")
     return 0
+
+
+def _availability(framework: str, variant: str, base: Path) -> str:
+    env = environment_of(framework, variant)
+    if env is not None:
+        state = envs.status(env, base)
+        version = state.versions.get(FRAMEWORKS[framework].distributions[0])
+        return f"env {env.name}: ready, {version}" if state.ready else f"env {env.name}: {state.problem}"
+    missing = missing_modules(framework, variant)
+    return f"installed {installed_version(framework)}" if not missing else f"not installed (missing: {', '.join(missing)})"
 
 
 def _prepare_run_dir(out: Path) -> tuple[str, Path]:
@@ -170,6 +199,46 @@ def _check_data(options: RunOptions, trials: list) -> None:
             raise fail(str(exc), code=1) from None
 
 
+def _prepare_environments(trials: list, base: Path, create: bool) -> dict[str, str]:
+    """Make sure the isolated environments the trials need exist. Returns, per environment that is
+    not usable, the reason its trials are skipped (the rest of the run goes on)."""
+    problems = {}
+    for env in envs.needed([(t.framework, t.variant) for t in trials]):
+        state = envs.status(env, base)
+        if state.ready:
+            continue
+        command = f"bench.py env setup {env.name}" + (f" --env-dir {base}" if base != envs.base_dir(None) else "")
+        if not create:
+            problems[env.name] = f"environment {env.name} is not set up ({state.problem}); run: {command}"
+            continue
+        log.info("environment %s is %s; creating it in %s (`%s` does this alone)", env.name, state.problem,
+                 state.path, command)
+        try:
+            envs.setup(env, base, echo=lambda line: log.info("  %s", line))
+        except (envs.EnvSetupError, OSError) as exc:
+            log.error("environment %s could not be set up; its trials are skipped:\n%s", env.name, exc)
+            problems[env.name] = f"environment {env.name} could not be set up: {exc}"
+    return problems
+
+
+def _environment_states(trials: list, base: Path) -> dict[str, dict]:
+    states = {}
+    for env in envs.needed([(t.framework, t.variant) for t in trials]):
+        state = envs.status(env, base)
+        states[env.name] = {"ready": state.ready, "python": str(state.python), "versions": state.versions,
+                            "requirements": list(env.requirements)}
+    return states
+
+
+def _unavailable(trial, env_problems: dict[str, str]) -> str | None:
+    """Why this trial cannot start (it becomes a `skipped` record), or None."""
+    env = environment_of(trial.framework, trial.variant)
+    if env is not None:
+        return env_problems.get(env.name)
+    missing = missing_modules(trial.framework, trial.variant)
+    return f"{', '.join(missing)} not installed for {sys.executable}" if missing else None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -184,6 +253,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         options = _options(args)
     trials = plan(options)
     _check_data(options, trials)
+    base = envs.base_dir(args.env_dir)
+    env_problems = _prepare_environments(trials, base, create=not args.no_env_setup)
     if not args.resume:
         run_id, run_dir = _prepare_run_dir(args.out)
         log.info("measuring the machine's matrix-multiply rate")
@@ -191,7 +262,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "run_id": run_id, "command": shlex.join(["bench.py"] + sys.argv[1:]),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "options": options.__dict__, "trials": [t.trial_id for t in trials],
-            "environment": {**environment.describe(options.threads), "matmul_peak": matmul_peak()},
+            "environment": {**environment.describe(options.threads), "matmul_peak": matmul_peak(),
+                            "isolated_environments": _environment_states(trials, base)},
         }, overwrite=False)
     todo = [t for t in trials if not (run_dir / "records" / f"{t.trial_id}.json").exists()]
     log.info("run %s: %d trials (%d to do) -> %s", run_id, len(trials), len(todo), run_dir)
@@ -207,13 +279,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 bar.set_postfix_str(f"epoch {state['epoch']:.2f}/{state['epochs']}"
                                     + (f" acc {acc:.4f}" if acc is not None else ""))
 
-            missing = missing_modules(trial.framework, trial.variant)
-            if missing:
-                record = TrialRecord.not_run(trial, run_id, "skipped",
-                                             f"{', '.join(missing)} not installed for {sys.executable}")
+            reason = _unavailable(trial, env_problems)
+            if reason:
+                record = TrialRecord.not_run(trial, run_id, "skipped", reason)
                 write_json(run_dir / "records" / f"{trial.trial_id}.json", record.to_dict(), overwrite=False)
             else:
-                record = launch(trial, run_dir, run_id, on_progress=show)
+                record = launch(trial, run_dir, run_id, python=envs.interpreter(trial.framework, trial.variant, base),
+                                on_progress=show)
             records.append(record)
             if bar.disable:
                 log.info("%s %s %s: %s", trial.label, trial.workload, trial.dataset, record.status)
@@ -244,6 +316,33 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_env(args: argparse.Namespace) -> int:
+    base = envs.base_dir(args.env_dir)
+    if args.env_command == "list":
+        print(f"Environments in {base} (set with --env-dir or ${envs.ENV_DIR_VAR}):")
+        print(f"  {'main':<8} ready       {sys.executable}\n  {'':<8} runs: "
+              + ", ".join(label(f.name, v) for f in FRAMEWORKS.values() for v in f.variants
+                          if environment_of(f.name, v) is None))
+        for env in ENVIRONMENTS.values():
+            state = envs.status(env, base)
+            print(f"  {env.name:<8} {'ready' if state.ready else 'NOT READY':<11} {state.python}")
+            if state.ready:
+                print(f"  {'':<8} versions: {', '.join(f'{k} {v}' for k, v in state.versions.items())}")
+            else:
+                print(f"  {'':<8} {state.problem}; set up with: bench.py env setup {env.name}")
+            print(f"  {'':<8} pins: {', '.join(env.requirements)}")
+        return 0
+    failed = []
+    for name in args.names or list(ENVIRONMENTS):
+        try:
+            state = envs.setup(ENVIRONMENTS[name], base)
+            print(f"{name}: ready at {state.path}")
+        except (envs.EnvSetupError, OSError) as exc:
+            print(f"bench.py: error: environment {name} could not be set up: {exc}", file=sys.stderr)
+            failed.append(name)
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -252,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_list()
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "env":
+        return cmd_env(args)
     return cmd_report(args)
 
 

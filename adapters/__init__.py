@@ -1,5 +1,10 @@
 """Registry of framework adapters: lazy "module:Class" strings, imported only inside a trial's
-child process, so that a user needs only the frameworks they run."""
+child process, so that a user needs only the frameworks they run.
+
+A framework variant runs either in the main environment (the interpreter running bench.py, with
+requirements.txt) or in an isolated one declared here with pinned packages (MXNet and Theano need
+a NumPy older than TensorFlow and JAX accept); `harness.envs` creates and reuses those.
+Standard library only: this module is imported in every child environment."""
 from __future__ import annotations
 
 import importlib
@@ -9,6 +14,37 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 DEFAULT_VARIANT = "default"
+MAIN_ENVIRONMENT = "main"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """An isolated virtual environment: pinned pip requirements, and the distributions whose
+    versions identify it (shown by `bench.py env list` and written into every record)."""
+
+    name: str
+    requirements: tuple[str, ...]
+    key_packages: tuple[str, ...]
+    description: str = ""
+
+
+ENVIRONMENTS: dict[str, Environment] = {
+    env.name: env
+    for env in (
+        Environment(
+            name="mxnet",
+            requirements=("mxnet==1.9.1", "numpy==1.23.5"),
+            key_packages=("mxnet", "numpy"),
+            description="MXNet 1.9.1, the last release (retired upstream); imports only with numpy < 1.24",
+        ),
+        Environment(
+            name="theano",
+            requirements=("theano==1.0.5", "numpy==1.23.5", "scipy==1.10.1"),
+            key_packages=("theano", "numpy", "scipy"),
+            description="Theano 1.0.5, the last release; imports only with numpy < 1.24",
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -21,6 +57,7 @@ class FrameworkInfo:
     env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # variant -> env before import
     description: str = ""
     default_variants: tuple[str, ...] = ()  # run when the framework is named without a variant
+    environment: Mapping[str, str] = field(default_factory=dict)  # variant -> ENVIRONMENTS name; else main
 
     @property
     def defaults(self) -> tuple[str, ...]:
@@ -63,8 +100,56 @@ FRAMEWORKS: dict[str, FrameworkInfo] = {
                         "-jit / -nojit force it on / off",
             default_variants=KERAS_BACKENDS,
         ),
+        FrameworkInfo(
+            name="jax",
+            adapter="adapters.jax:JaxAdapter",
+            variants=(DEFAULT_VARIANT,),
+            modules={DEFAULT_VARIANT: ("jax", "optax")},
+            distributions=("jax",),
+            description="JAX with optax, the whole train step under jax.jit",
+        ),
+        FrameworkInfo(
+            name="mxnet",
+            adapter="adapters.mxnet:MXNetAdapter",
+            variants=(DEFAULT_VARIANT, "hybrid"),
+            modules={DEFAULT_VARIANT: ("mxnet",), "hybrid": ("mxnet",)},
+            distributions=("mxnet",),
+            description="MXNet Gluon, imperative; :hybrid hybridizes with static_alloc and static_shape "
+                        "(own environment)",
+            environment={DEFAULT_VARIANT: "mxnet", "hybrid": "mxnet"},
+        ),
+        FrameworkInfo(
+            name="theano",
+            adapter="adapters.theano:TheanoAdapter",
+            variants=(DEFAULT_VARIANT,),
+            modules={DEFAULT_VARIANT: ("theano",)},
+            distributions=("theano",),
+            description="Theano 1.0.5, one compiled function per step, hand-written optimizer updates "
+                        "(own environment)",
+            environment={DEFAULT_VARIANT: "theano"},
+        ),
     )
 }
+
+
+def environment_of(framework: str, variant: str) -> Environment | None:
+    """The isolated environment a variant runs in, or None for the main one."""
+    name = FRAMEWORKS[framework].environment.get(variant)
+    return ENVIRONMENTS[name] if name else None
+
+
+def environment_versions(framework: str, variant: str) -> dict[str, str]:
+    """Versions of the running interpreter's key packages for this variant (call in the child)."""
+    if framework not in FRAMEWORKS:  # a test's stand-in adapter
+        return {}
+    env = environment_of(framework, variant)
+    versions = {}
+    for dist in env.key_packages if env else FRAMEWORKS[framework].distributions:
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
 
 
 def label(framework: str, variant: str) -> str:

@@ -24,13 +24,14 @@ LOG_TAIL_LINES = 12
 ProgressCallback = Callable[[dict], None]
 
 
-def child_env(trial: TrialSpec) -> dict[str, str]:
+def child_env(framework: str, variant: str, device: str, threads: int) -> dict[str, str]:
+    """The environment of any child that runs an adapter (a trial or an equivalence probe)."""
     env = dict(os.environ)
-    env.update(thread_env(trial.threads))
-    info = FRAMEWORKS.get(trial.framework)
+    env.update(thread_env(threads))
+    info = FRAMEWORKS.get(framework)
     if info is not None:
-        env.update(info.env.get(trial.variant, {}))
-    if trial.device == "cpu":
+        env.update(info.env.get(variant, {}))
+    if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""  # no framework may touch (or reserve memory on) a GPU
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
@@ -82,8 +83,9 @@ def launch(trial: TrialSpec, run_dir: Path, run_id: str, python: str = sys.execu
     cmd = [python, "-m", "harness.trial", str(spec_path), str(result_path), str(progress_path), run_id]
     timed_out = False
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=child_env(trial), stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        env = child_env(trial.framework, trial.variant, trial.device, trial.threads)
+        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
         # A blocking waitpid on a helper thread: Popen.wait(timeout=...) would poll every few
         # milliseconds and preempt the child's compute threads on a 2-core machine.
         exited = threading.Event()

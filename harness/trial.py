@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters import load_adapter_class
+from adapters import (FRAMEWORKS, MAIN_ENVIRONMENT, environment_of, environment_versions,
+                      load_adapter_class)
 from adapters.base import Adapter, SkipTrial
 from harness.measure import current_rss_bytes, peak_rss_bytes
 from harness.record import Block, Evaluation, TrialRecord, TrialSpec, write_json
@@ -146,7 +147,10 @@ def run(trial: TrialSpec, record: TrialRecord, progress: Progress) -> None:
     adapter: Adapter = adapter_cls(trial.variant, trial.device, trial.threads)
     record.settings.update(adapter.setup())
     record.device = adapter.device
-    record.versions = {**adapter.versions(), "numpy": np.__version__, "python": platform.python_version()}
+    record.versions = {**environment_versions(trial.framework, trial.variant), **adapter.versions(),
+                       "numpy": np.__version__, "python": platform.python_version()}
+    env = environment_of(trial.framework, trial.variant) if trial.framework in FRAMEWORKS else None
+    record.settings.update(environment=env.name if env else MAIN_ENVIRONMENT, python_executable=sys.executable)
     spec = get_workload(trial.workload)
     data = training_data(spec, trial.dataset, trial.profile, trial.data_dir, trial.cache_dir, download=False)
     record.settings.update(adapter.build(spec, spec.init_weights(trial.seed)) or {})

@@ -133,7 +133,7 @@ def run_hand(name: str, threads: int, data_dir: str | None) -> float:
     trial = TrialSpec(trial_id="hand", framework=framework, variant=variant or "default", label=name, adapter="",
                       workload="mnist_mlp", dataset="mnist", profile="quick", device="cpu", threads=threads,
                       seed=0, repeat=0, data_dir=data_dir)
-    env = child_env(trial)
+    env = child_env(trial.framework, trial.variant, trial.device, trial.threads)
     out = subprocess.run([sys.executable, __file__, "--hand", framework, "--threads", str(threads)],
                          env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])

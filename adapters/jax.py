@@ -1,0 +1,120 @@
+"""JAX: a pure function of the spec's layers, optax for the optimizer, the whole train step
+(forward, backward, update) under one jax.jit, with the old parameters donated."""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from adapters.base import Adapter, SkipTrial, split_batches
+from workloads.spec import WorkloadSpec
+
+
+def forward(spec: WorkloadSpec, params: Sequence[jax.Array], x: jax.Array) -> jax.Array:
+    """Logits for NHWC (or flat) inputs; kernels in the spec's layouts, so no conversion is needed."""
+    it = iter(params)
+    for layer in spec.layers:
+        if layer.kind == "dense":
+            x = x @ next(it) + next(it)
+        elif layer.kind == "conv2d":
+            x = jax.lax.conv_general_dilated(x, next(it), (1, 1), "VALID",
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC")) + next(it)
+        elif layer.kind == "maxpool":
+            p = layer.pool
+            x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, p, p, 1), (1, p, p, 1), "VALID")
+        elif layer.kind == "flatten":
+            x = x.reshape(x.shape[0], -1)  # NHWC: (h, w, c) order, as the spec
+        elif layer.kind == "relu":
+            x = jax.nn.relu(x)
+        elif layer.kind == "tanh":
+            x = jnp.tanh(x)
+        elif layer.kind == "sigmoid":
+            x = jax.nn.sigmoid(x)
+        elif layer.kind == "dropout":
+            raise NotImplementedError("dropout is not implemented in the JAX adapter")
+    return x
+
+
+def loss_fn(spec: WorkloadSpec, params: Sequence[jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
+    logits = forward(spec, params, x)
+    if spec.loss == "softmax_cross_entropy":
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    return optax.sigmoid_binary_cross_entropy(logits[:, 0], y).mean()
+
+
+def make_optimizer(spec: WorkloadSpec) -> optax.GradientTransformation:
+    opt = spec.optimizer
+    if opt.name == "adam":
+        # The spec's Adam is the "epsilon-hat" form (eps added to sqrt(v) before the bias
+        # correction of the step size, as Keras and TF do); optax's eps_root=0 form adds eps after
+        # bias-correcting v. With eps 1e-7 both agree to float32 rounding on these models.
+        return optax.adam(opt.learning_rate, b1=opt.beta1, b2=opt.beta2, eps=opt.eps)
+    return optax.sgd(opt.learning_rate)
+
+
+class JaxAdapter(Adapter):
+    framework = "jax"
+
+    def setup(self) -> dict[str, Any]:
+        has_gpu = any(d.platform == "gpu" for d in jax.devices())
+        if self.device == "auto":
+            self.device = "cuda" if has_gpu else "cpu"
+        if self.device == "cuda" and not has_gpu:
+            raise SkipTrial("no GPU visible to JAX")
+        self.dev = jax.devices("gpu" if self.device == "cuda" else "cpu")[0]
+        return {"mode": "jax.jit of the whole train step, parameters donated",
+                "intra_op_threads": "XLA_FLAGS (environment) and the CPU affinity",
+                "jax_device": str(self.dev)}
+
+    def versions(self) -> dict[str, str]:
+        import jaxlib
+        return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "optax": optax.__version__}
+
+    def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> None:
+        self.spec = spec
+        self.params = [jax.device_put(np.asarray(w, np.float32), self.dev) for w in weights]
+        optimizer = make_optimizer(spec)
+        self.opt_state = optimizer.init(self.params)
+
+        @partial(jax.jit, donate_argnums=(0, 1))
+        def step(params, opt_state, x, y):
+            loss, grads = jax.value_and_grad(partial(loss_fn, spec))(params, x, y)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, loss
+
+        self._step = step
+        self._predict = jax.jit(partial(forward, spec))
+
+    def param_count(self) -> int:
+        return sum(int(p.size) for p in self.params)
+
+    def stage(self, x: np.ndarray, y: np.ndarray) -> None:
+        if self.spec.loss == "binary_cross_entropy":
+            y = y.astype(np.float32)
+        self.batches = [(jax.device_put(xb, self.dev), jax.device_put(yb, self.dev))
+                        for xb, yb in split_batches(x, y, self.spec.batch_size)]
+        self.n_batches = len(self.batches)
+
+    def train_step(self, i: int) -> jax.Array:
+        x, y = self.batches[i]
+        self.params, self.opt_state, loss = self._step(self.params, self.opt_state, x, y)
+        return loss
+
+    def synchronize(self) -> None:
+        # Every step depends on the previous parameters, so the newest ones finish last.
+        jax.block_until_ready(self.params)
+
+    def loss_values(self, handles: Sequence[jax.Array]) -> list[float]:
+        return [float(v) for v in jax.device_get(list(handles))]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self._predict(self.params, jax.device_put(x, self.dev)))
+
+    def device_memory_peak(self) -> int | None:
+        if self.device != "cuda":
+            return None
+        return (self.dev.memory_stats() or {}).get("peak_bytes_in_use")

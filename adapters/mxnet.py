@@ -1,0 +1,153 @@
+"""MXNet 1.9 Gluon, imperative (variant "default") or hybridized with static_alloc and
+static_shape (variant "hybrid", the cached static graph). Runs in its own environment (numpy < 1.24).
+
+MXNet executes asynchronously on its engine threads; `mx.nd.waitall()` is the device barrier.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+from mxnet.gluon import nn
+
+from adapters.base import Adapter, SkipTrial, hwio_to_oihw, split_batches
+from workloads.spec import WorkloadSpec
+
+
+class _FlattenHWC(nn.HybridBlock):
+    """Flatten NCHW activations in (h, w, c) order, the spec's order, so shared weights fit."""
+
+    def hybrid_forward(self, F, x):  # noqa: N803 - Gluon's signature
+        return F.flatten(F.transpose(x, axes=(0, 2, 3, 1)))
+
+
+def build_net(spec: WorkloadSpec) -> nn.HybridSequential:
+    net = nn.HybridSequential()
+    with net.name_scope():
+        for layer, shape_in in zip(spec.layers, spec.shapes()):
+            if layer.kind == "dense":
+                net.add(nn.Dense(layer.units, in_units=shape_in[0], flatten=True))
+            elif layer.kind == "conv2d":
+                net.add(nn.Conv2D(layer.filters, layer.kernel, in_channels=shape_in[-1], layout="NCHW"))
+            elif layer.kind == "maxpool":
+                net.add(nn.MaxPool2D(layer.pool))
+            elif layer.kind == "flatten":
+                net.add(_FlattenHWC())
+            elif layer.kind == "dropout":
+                net.add(nn.Dropout(layer.rate))
+            else:
+                net.add(nn.Activation(layer.kind))
+    return net
+
+
+def load_weights(net: nn.HybridSequential, weights: Sequence[np.ndarray], ctx: mx.Context) -> None:
+    net.initialize(mx.init.Zero(), ctx=ctx)
+    it = iter(weights)
+    for block in net:
+        if isinstance(block, nn.Dense):
+            block.weight.set_data(mx.nd.array(np.ascontiguousarray(next(it).T), ctx=ctx))
+            block.bias.set_data(mx.nd.array(next(it), ctx=ctx))
+        elif isinstance(block, nn.Conv2D):
+            block.weight.set_data(mx.nd.array(hwio_to_oihw(next(it)), ctx=ctx))
+            block.bias.set_data(mx.nd.array(next(it), ctx=ctx))
+
+
+def _binary_cross_entropy(logits: mx.nd.NDArray, y: mx.nd.NDArray) -> mx.nd.NDArray:
+    """Per-sample BCE from logits as softplus(z) - z*y. Gluon's SigmoidBinaryCrossEntropyLoss uses
+    relu(z) - z*y + softplus(-|z|), whose gradient MXNet evaluates as 0 - y at exactly z = 0 (the
+    derivatives of relu and abs there are taken as 0) instead of sigmoid(0) - y = 0.5 - y; XOR's
+    (0, 0) point has z = 0 at the start, so its first update would differ from every other framework's."""
+    return (mx.nd.Activation(logits, act_type="softrelu") - logits * y).mean(axis=1)
+
+
+class MXNetAdapter(Adapter):
+    framework = "mxnet"
+
+    def setup(self) -> dict[str, Any]:
+        gpus = mx.context.num_gpus()
+        if self.device == "auto":
+            self.device = "cuda" if gpus else "cpu"
+        if self.device == "cuda" and not gpus:
+            raise SkipTrial("no GPU visible to MXNet (or this MXNet build has no CUDA)")
+        self.ctx = mx.gpu(0) if self.device == "cuda" else mx.cpu()
+        features = mx.runtime.Features()
+        return {
+            "mode": "hybridize(static_alloc=True, static_shape=True)" if self.variant == "hybrid"
+                    else "imperative (not hybridized)",
+            "intra_op_threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or "OpenMP default",
+            "engine": os.environ.get("MXNET_ENGINE_TYPE", "ThreadedEnginePerDevice"),
+            "mkldnn": features.is_enabled("MKLDNN"),
+            "blas": next((f for f in ("BLAS_MKL", "BLAS_OPEN", "BLAS_ATLAS", "BLAS_APPLE")
+                          if features.is_enabled(f)), "none"),
+        }
+
+    def versions(self) -> dict[str, str]:
+        return {"mxnet": mx.__version__}
+
+    def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> None:
+        self.spec = spec
+        self.channels_first = len(spec.input_shape) == 3
+        self.net = build_net(spec)
+        load_weights(self.net, weights, self.ctx)
+        if self.variant == "hybrid":
+            self.net.hybridize(static_alloc=True, static_shape=True)
+        opt = spec.optimizer
+        if opt.name == "adam":
+            # MXNet's Adam is the "epsilon-hat" form of the spec (bias correction folded into the
+            # step size), the same as Keras and TensorFlow.
+            self.trainer = gluon.Trainer(self.net.collect_params(), "adam", {
+                "learning_rate": opt.learning_rate, "beta1": opt.beta1, "beta2": opt.beta2,
+                "epsilon": opt.eps})
+        else:
+            self.trainer = gluon.Trainer(self.net.collect_params(), "sgd", {"learning_rate": opt.learning_rate})
+        if spec.loss == "softmax_cross_entropy":
+            self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=True, from_logits=False)
+        else:
+            self.loss_fn = _binary_cross_entropy
+
+    def param_count(self) -> int:
+        return sum(int(np.prod(p.shape)) for p in self.net.collect_params().values() if p.grad_req != "null")
+
+    def _inputs(self, x: np.ndarray) -> mx.nd.NDArray:
+        if self.channels_first:
+            x = x.transpose(0, 3, 1, 2)
+        return mx.nd.array(np.ascontiguousarray(x), ctx=self.ctx, dtype="float32")
+
+    def stage(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.batches = [(self._inputs(xb), mx.nd.array(yb.reshape(len(yb), -1) if self.spec.loss ==
+                                                       "binary_cross_entropy" else yb,
+                                                       ctx=self.ctx, dtype="float32"))
+                        for xb, yb in split_batches(x, y, self.spec.batch_size)]
+        self.n_batches = len(self.batches)
+
+    def train_step(self, i: int) -> mx.nd.NDArray:
+        x, y = self.batches[i]
+        with autograd.record():
+            loss = self.loss_fn(self.net(x), y)
+        loss.backward()
+        # Gluon losses are per sample; step(batch_size) divides the summed gradient by the batch
+        # size, which makes the update that of the mean loss (what the other adapters minimise).
+        self.trainer.step(self.spec.batch_size)
+        return loss.mean()
+
+    def synchronize(self) -> None:
+        mx.nd.waitall()
+
+    def loss_values(self, handles: Sequence[mx.nd.NDArray]) -> list[float]:
+        if not handles:
+            return []
+        return mx.nd.concat(*[h.reshape((1,)) for h in handles], dim=0).asnumpy().astype(float).tolist()
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.net(self._inputs(x)).asnumpy()
+
+    def device_memory_peak(self) -> int | None:
+        # MXNet keeps no peak counter; what its pooled allocator holds at the end (total - free)
+        # is the closest figure it exposes, and with the pool it is the high-water mark.
+        if self.device != "cuda":
+            return None
+        free, total = mx.context.gpu_memory_info(0)
+        return int(total - free)

@@ -1,0 +1,184 @@
+"""Theano 1.0.5: the symbolic graph of the spec's layers, the optimizer's update rules written out
+(Theano has no optimizer library), one compiled function per training step that reads the staged
+batch from a shared variable. Runs in its own environment (numpy < 1.24), on the CPU.
+
+BLAS: Theano links its C ops (gemm, the CorrMM convolution) against the library in its
+`blas.ldflags`. The adapter sets it before import, preferring a system OpenBLAS, else the OpenBLAS
+that SciPy's wheel ships, else none (NumPy's C API for gemm, Theano's slow convolution); the
+record says which. A THEANO_FLAGS set by the user is applied after these defaults and wins.
+"""
+from __future__ import annotations
+
+import ctypes.util
+import glob
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+
+def _blas_flags() -> tuple[str, str]:
+    """(ldflags, description): the fastest BLAS Theano can link against here."""
+    if ctypes.util.find_library("openblas"):
+        return "-lopenblas", "system OpenBLAS (-lopenblas)"
+    import importlib.util
+    scipy = importlib.util.find_spec("scipy")
+    if scipy and scipy.origin:
+        libs = Path(scipy.origin).parent.parent / "scipy.libs"
+        found = sorted(glob.glob(str(libs / "libopenblas*.so*")))
+        if found:
+            lib = Path(found[0])
+            # Theano splits its flags on commas, so the rpath goes through -Xlinker, not -Wl.
+            return (f"-L{lib.parent} -l:{lib.name} -Xlinker -rpath={lib.parent}",
+                    f"OpenBLAS bundled with SciPy ({lib.name})")
+    return "", "none (NumPy C-API gemm; Theano's own convolution)"
+
+
+BLAS_LDFLAGS, BLAS_DESCRIPTION = _blas_flags()
+_compile_dir = Path(sys.prefix) / "theano-compiledir"  # per environment, reused across runs
+os.environ["THEANO_FLAGS"] = ",".join(filter(None, [
+    "floatX=float32", "device=cpu", f"openmp={int(os.environ.get('OMP_NUM_THREADS', '1')) > 1}", f"blas.ldflags={BLAS_LDFLAGS}", f"base_compiledir={_compile_dir}",
+    os.environ.get("THEANO_FLAGS", ""),
+]))
+
+import numpy as np  # noqa: E402
+import theano  # noqa: E402
+import theano.tensor as T  # noqa: E402
+from theano.tensor.nnet import conv2d  # noqa: E402
+from theano.tensor.signal.pool import pool_2d  # noqa: E402
+
+from adapters.base import Adapter, SkipTrial, hwio_to_oihw  # noqa: E402
+from workloads.spec import WorkloadSpec  # noqa: E402
+
+
+def forward(spec: WorkloadSpec, params: Sequence[Any], x: Any) -> Any:
+    """Symbolic logits; x is NCHW for images, conv kernels (out, in, kh, kw)."""
+    it = iter(params)
+    for layer in spec.layers:
+        if layer.kind == "dense":
+            x = T.dot(x, next(it)) + next(it)
+        elif layer.kind == "conv2d":
+            # filter_flip=False: a cross-correlation, as every other framework computes.
+            x = conv2d(x, next(it), border_mode="valid", filter_flip=False) + next(it).dimshuffle("x", 0, "x", "x")
+        elif layer.kind == "maxpool":
+            x = pool_2d(x, (layer.pool, layer.pool), ignore_border=True, mode="max")
+        elif layer.kind == "flatten":
+            x = x.dimshuffle(0, 2, 3, 1).flatten(2)  # (h, w, c) order, as the spec
+        elif layer.kind == "relu":
+            x = T.nnet.relu(x)
+        elif layer.kind == "tanh":
+            x = T.tanh(x)
+        elif layer.kind == "sigmoid":
+            x = T.nnet.sigmoid(x)
+        elif layer.kind == "dropout":
+            raise NotImplementedError("dropout is not implemented in the Theano adapter")
+    return x
+
+
+def loss_expression(spec: WorkloadSpec, logits: Any, y: Any) -> Any:
+    """Mean loss from logits, in the numerically stable forms."""
+    if spec.loss == "softmax_cross_entropy":
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_probs = shifted - T.log(T.exp(shifted).sum(axis=1, keepdims=True))
+        return -log_probs[T.arange(y.shape[0]), y].mean()
+    z = logits[:, 0]
+    return (T.nnet.relu(z) - z * y + T.log1p(T.exp(-abs(z)))).mean()
+
+
+def updates_for(spec: WorkloadSpec, params: Sequence[Any], grads: Sequence[Any]) -> list[tuple[Any, Any]]:
+    opt = spec.optimizer
+    # Theano constants, not NumPy scalars: `np.float32 * tensor` goes through NumPy and upcasts.
+    lr, b1, b2, eps = (T.constant(v, dtype="float32") for v in (opt.learning_rate, opt.beta1, opt.beta2, opt.eps))
+    if opt.name == "sgd":
+        return [(p, p - lr * g) for p, g in zip(params, grads)]
+    # The spec's Adam, "epsilon-hat" form: bias correction folded into the step size.
+    t = theano.shared(np.float32(0), name="adam_t")
+    t_new = t + 1
+    step = lr * T.sqrt(1 - b2 ** t_new) / (1 - b1 ** t_new)
+    updates = [(t, t_new)]
+    for p, g in zip(params, grads):
+        value = p.get_value(borrow=True)
+        m = theano.shared(np.zeros_like(value), broadcastable=p.broadcastable)
+        v = theano.shared(np.zeros_like(value), broadcastable=p.broadcastable)
+        m_new = b1 * m + (1 - b1) * g
+        v_new = b2 * v + (1 - b2) * T.sqr(g)
+        updates += [(m, m_new), (v, v_new), (p, p - step * m_new / (T.sqrt(v_new) + eps))]
+    return updates
+
+
+class TheanoAdapter(Adapter):
+    framework = "theano"
+
+    def setup(self) -> dict[str, Any]:
+        if self.device == "cuda":
+            raise SkipTrial("the Theano adapter runs on the CPU only (Theano's CUDA backend needs libgpuarray)")
+        self.device = "cpu"
+        return {
+            "mode": "one compiled theano.function per step (C linker)",
+            "blas": BLAS_DESCRIPTION,
+            "blas_ldflags": theano.config.blas.ldflags,
+            "floatX": theano.config.floatX,
+            "intra_op_threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or "OpenMP default",
+            "openmp": bool(theano.config.openmp),
+        }
+
+    def versions(self) -> dict[str, str]:
+        import scipy
+        return {"theano": theano.__version__, "scipy": scipy.__version__}
+
+    def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> None:
+        self.spec = spec
+        self.channels_first = len(spec.input_shape) == 3
+        self.params = []
+        for w in weights:
+            w = hwio_to_oihw(w) if w.ndim == 4 else w
+            self.params.append(theano.shared(np.asarray(w, np.float32)))
+        ndim = 4 if self.channels_first else 2
+        self.x = T.TensorType("float32", (False,) * ndim)("x")
+        self.y = T.ivector("y") if spec.loss == "softmax_cross_entropy" else T.fvector("y")
+        self.logits = forward(spec, self.params, self.x)
+        self.data_x = self.data_y = None
+        self._train = self._predict = None  # compiled on first use: compilation is first-step time
+
+    def param_count(self) -> int:
+        return sum(int(p.get_value(borrow=True).size) for p in self.params)
+
+    def _inputs(self, x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if self.channels_first else x, dtype=np.float32)
+
+    def stage(self, x: np.ndarray, y: np.ndarray) -> None:
+        bs = self.spec.batch_size
+        self.n_batches = len(x) // bs
+        kept = self.n_batches * bs
+        xs = self._inputs(x[:kept])
+        ys = y[:kept].astype(np.int32 if self.spec.loss == "softmax_cross_entropy" else np.float32)
+        if self.data_x is None:
+            self.data_x, self.data_y = theano.shared(xs, borrow=True), theano.shared(ys, borrow=True)
+        else:
+            self.data_x.set_value(xs, borrow=True)
+            self.data_y.set_value(ys, borrow=True)
+
+    def _compile_train(self) -> None:
+        loss = loss_expression(self.spec, self.logits, self.y)
+        grads = T.grad(loss, self.params)
+        i = T.lscalar("i")
+        bs = self.spec.batch_size
+        self._train = theano.function(
+            [i], loss, updates=updates_for(self.spec, self.params, grads),
+            givens={self.x: self.data_x[i * bs:(i + 1) * bs], self.y: self.data_y[i * bs:(i + 1) * bs]})
+
+    def train_step(self, i: int) -> np.ndarray:
+        if self._train is None:
+            self._compile_train()
+        return self._train(i)
+
+    def synchronize(self) -> None:
+        pass  # a Theano function returns when its work is done (CPU)
+
+    def loss_values(self, handles: Sequence[np.ndarray]) -> list[float]:
+        return [float(h) for h in handles]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        if self._predict is None:
+            self._predict = theano.function([self.x], self.logits)
+        return np.asarray(self._predict(self._inputs(x)))

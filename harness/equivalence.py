@@ -1,0 +1,139 @@
+"""Proof that every adapter trains the same model: each one is probed in its own process (with its
+environment's interpreter, see harness.probe) and compared with the NumPy reference and the others.
+
+Checks, per framework variant and workload, from the spec's initial weights:
+- the parameter count equals the spec's analytic count;
+- the model's output after each weighted or reshaping layer, on a fixed batch, equals the NumPy
+  reference's within FORWARD_TOLERANCE (relative to that layer's largest reference value, at least 1);
+- the first step's loss equals the reference loss within FIRST_LOSS_RTOL; the losses of the next
+  steps agree with the median over all probed variants within LOSS_RTOL. That tolerance covers the
+  two Adam forms in use (PyTorch and optax add eps to the bias-corrected sqrt(v); TF, Keras,
+  MXNet and Theano use the spec's "epsilon-hat" form), about 3e-4 after one step on MNIST.
+A problem names the variant, the workload, the layer or step and the largest difference.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from adapters import FRAMEWORKS, label
+from harness.launch import PROJECT_ROOT, child_env
+from harness.probe import FORWARD_SAMPLES, cut_points
+from workloads import get_workload, reference
+
+FORWARD_TOLERANCE = 1e-4
+FIRST_LOSS_RTOL = 1e-5
+LOSS_RTOL = 2e-3
+STEPS = 5
+
+
+@dataclass
+class Probe:
+    """What one variant's probe process returned."""
+
+    framework: str
+    variant: str
+    arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # workload -> name -> array
+    errors: dict[str, str] = field(default_factory=dict)  # workload -> why it has no arrays
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return label(self.framework, self.variant)
+
+
+def run_probe(framework: str, variant: str, workloads: list[str], python: str, threads: int = 1,
+              seed: int = 0, steps: int = STEPS, timeout_s: float = 900.0) -> Probe:
+    result = Probe(framework, variant)
+    with tempfile.TemporaryDirectory(prefix="dlbench-probe-") as tmp:
+        request = Path(tmp) / "request.json"
+        request.write_text(json.dumps({"framework": framework, "variant": variant, "workloads": workloads,
+                                       "adapter": FRAMEWORKS[framework].adapter, "threads": threads,
+                                       "seed": seed, "steps": steps}))
+        try:
+            proc = subprocess.run([python, "-m", "harness.probe", str(request), tmp], cwd=PROJECT_ROOT,
+                                  env=child_env(framework, variant, "cpu", threads), capture_output=True,
+                                  text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            result.errors = {w: f"probe took longer than {timeout_s:g} s" for w in workloads}
+            return result
+        meta_path = Path(tmp) / "meta.json"
+        if proc.returncode != 0 or not meta_path.exists():
+            tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
+            result.errors = {w: f"probe exited with code {proc.returncode}:\n{tail}" for w in workloads}
+            return result
+        meta = json.loads(meta_path.read_text())
+        result.errors, result.versions = meta["errors"], meta["versions"]
+        for workload in workloads:
+            path = Path(tmp) / f"{workload}.npz"
+            if path.exists():
+                with np.load(path) as data:
+                    result.arrays[workload] = {k: data[k] for k in data.files}
+    return result
+
+
+def _layer_name(spec, cut: int) -> str:
+    layer = spec.layers[cut - 1]
+    detail = {"dense": f" {layer.units}", "conv2d": f" {layer.kernel}x{layer.kernel}x{layer.filters}",
+              "maxpool": f" {layer.pool}"}.get(layer.kind, "")
+    return f"layer {cut} ({layer.kind}{detail})"
+
+
+def model_problems(probe: Probe, workload: str, seed: int = 0) -> list[str]:
+    """Parameter count and layer-by-layer forward output against the NumPy reference."""
+    where = f"{probe.label} {workload}"
+    if workload in probe.errors:
+        return [f"{where}: could not be probed: {probe.errors[workload]}"]
+    spec, arrays = get_workload(workload), probe.arrays[workload]
+    problems = []
+    if int(arrays["param_count"]) != spec.param_count():
+        problems.append(f"{where}: {int(arrays['param_count'])} parameters; the spec has {spec.param_count()}")
+    x = reference.probe_batches(spec, seed, 1, FORWARD_SAMPLES)[0][0]
+    expected_all = reference.activations(spec, spec.init_weights(seed), x)
+    for cut in cut_points(spec):
+        expected = expected_all[cut - 1].reshape(len(x), -1)
+        got = arrays[f"layer{cut}"].reshape(len(x), -1) if arrays[f"layer{cut}"].size == expected.size else None
+        if got is None:
+            problems.append(f"{where}: {_layer_name(spec, cut)} gave shape {arrays[f'layer{cut}'].shape}; "
+                            f"the reference has {expected.shape}")
+            break
+        scale = max(1.0, float(np.abs(expected).max()))
+        diff = np.abs(got - expected)
+        if diff.max() > FORWARD_TOLERANCE * scale:
+            sample, unit = np.unravel_index(int(diff.argmax()), diff.shape)
+            problems.append(f"{where}: {_layer_name(spec, cut)} output differs from the NumPy reference by "
+                            f"up to {diff.max():.3g} (sample {sample}, unit {unit}; tolerance "
+                            f"{FORWARD_TOLERANCE * scale:.3g})")
+            break  # later layers inherit the difference; the first one is the culprit
+    return problems
+
+
+def loss_problems(probes: list[Probe], workload: str, seed: int = 0) -> list[str]:
+    """First-step loss against the reference; later steps against the median of all probes."""
+    spec = get_workload(workload)
+    losses = {p.label: p.arrays[workload]["losses"] for p in probes if workload in p.arrays}
+    if not losses:
+        return []
+    x, y = reference.probe_batches(spec, seed, 1)[0]
+    first = reference.loss(spec, reference.forward(spec, spec.init_weights(seed), x), y)
+    problems = []
+    for name, values in losses.items():
+        if abs(values[0] - first) > FIRST_LOSS_RTOL * abs(first):
+            problems.append(f"{name} {workload}: step 1 loss {values[0]:.7g}; the NumPy reference gives "
+                            f"{first:.7g} (difference {abs(values[0] - first):.3g})")
+    steps = min(len(v) for v in losses.values())
+    median = np.median(np.stack([v[:steps] for v in losses.values()]), axis=0)
+    for name, values in losses.items():
+        rel = np.abs(values[:steps] - median) / np.abs(median)
+        bad = np.flatnonzero(rel[1:] > LOSS_RTOL)
+        if bad.size:
+            step = int(bad[0]) + 1
+            problems.append(f"{name} {workload}: step {step + 1} loss {values[step]:.7g}; the median of "
+                            f"{len(losses)} variants is {median[step]:.7g} (relative difference "
+                            f"{rel[step]:.3g} > {LOSS_RTOL:g})")
+    return problems

@@ -83,6 +83,12 @@ class KerasAdapter(Adapter):
     def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> dict[str, Any]:
         self.spec = spec
         keras.utils.set_random_seed(0)  # only affects dropout; weights come from the spec
+        if keras.backend.backend() == "torch":
+            # Start compiling from scratch, as in a fresh process: torch.compile caches by code
+            # object, and Keras's train step is the same code for every model built in a process
+            # (the equivalence probe builds several), which would mark shapes dynamic.
+            import torch
+            torch.compiler.reset()
         self.model = build_model(spec)
         self.model.set_weights(list(weights))
         opt = spec.optimizer

@@ -81,6 +81,8 @@ class PyTorchAdapter(Adapter):
         self.model.to(self.dev).train()
         # Evaluation uses the eager module (same parameters), so test batches of another shape
         # cause no recompilation; only training is what the variant measures.
+        if self.variant == "compile":
+            torch.compiler.reset()  # compile as in a fresh process, whatever was built before
         self.train_model = torch.compile(self.model) if self.variant == "compile" else self.model
         opt = spec.optimizer
         if opt.name == "adam":

@@ -23,7 +23,7 @@ import numpy as np
 
 from adapters import FRAMEWORKS, label
 from harness.launch import PROJECT_ROOT, child_env
-from harness.probe import FORWARD_SAMPLES, cut_points
+from harness.probe import cut_points
 from workloads import get_workload, reference
 
 FORWARD_TOLERANCE = 1e-4
@@ -48,12 +48,14 @@ class Probe:
 
 
 def run_probe(framework: str, variant: str, workloads: list[str], python: str, threads: int = 1,
-              seed: int = 0, steps: int = STEPS, timeout_s: float = 900.0) -> Probe:
+              seed: int = 0, steps: int = STEPS, timeout_s: float = 900.0, adapter: str | None = None) -> Probe:
+    """Probe one variant on `workloads` in a child run by `python` (`adapter` overrides the
+    registry's "module:Class", for tests)."""
     result = Probe(framework, variant)
     with tempfile.TemporaryDirectory(prefix="dlbench-probe-") as tmp:
         request = Path(tmp) / "request.json"
         request.write_text(json.dumps({"framework": framework, "variant": variant, "workloads": workloads,
-                                       "adapter": FRAMEWORKS[framework].adapter, "threads": threads,
+                                       "adapter": adapter or FRAMEWORKS[framework].adapter, "threads": threads,
                                        "seed": seed, "steps": steps}))
         try:
             proc = subprocess.run([python, "-m", "harness.probe", str(request), tmp], cwd=PROJECT_ROOT,
@@ -93,7 +95,7 @@ def model_problems(probe: Probe, workload: str, seed: int = 0) -> list[str]:
     problems = []
     if int(arrays["param_count"]) != spec.param_count():
         problems.append(f"{where}: {int(arrays['param_count'])} parameters; the spec has {spec.param_count()}")
-    x = reference.probe_batches(spec, seed, 1, FORWARD_SAMPLES)[0][0]
+    x = reference.forward_batch(spec, seed)
     expected_all = reference.activations(spec, spec.init_weights(seed), x)
     for cut in cut_points(spec):
         expected = expected_all[cut - 1].reshape(len(x), -1)

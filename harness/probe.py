@@ -20,7 +20,6 @@ from harness.threads import pin_to_cores
 from workloads import get_workload, reference
 from workloads.spec import WorkloadSpec
 
-FORWARD_SAMPLES = 8
 CUT_KINDS = ("dense", "conv2d", "maxpool", "flatten")
 
 
@@ -32,7 +31,9 @@ def cut_points(spec: WorkloadSpec) -> list[int]:
 def probe(adapter_cls: type, variant: str, threads: int, workload: str, seed: int, steps: int) -> dict:
     spec = get_workload(workload)
     weights = spec.init_weights(seed)
-    x_fixed = reference.probe_batches(spec, seed, 1, FORWARD_SAMPLES)[0][0]
+    # The forward batch has the training batch's shape: compiling variants (torch.compile behind
+    # Keras) would otherwise see a new batch size, recompile with dynamic shapes, and measure that.
+    x_fixed = reference.forward_batch(spec, seed)
     out: dict = {}
     for cut in cut_points(spec):
         adapter = adapter_cls(variant, "cpu", threads)

@@ -16,15 +16,21 @@ XOR_POINTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 XOR_LABELS = np.array([0, 1, 1, 0], dtype=np.float32)
 
 
-def probe_batches(spec: WorkloadSpec, seed: int, count: int, batch_size: int | None = None
-                  ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`count` fixed batches: the four XOR points, or uniform [0, 1) images with random labels."""
+def probe_batches(spec: WorkloadSpec, seed: int, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`count` fixed training batches: the four XOR points, or uniform [0, 1) images with random labels."""
     if spec.dataset == "xor":
         return [(XOR_POINTS, XOR_LABELS)] * count
     rng = np.random.default_rng([seed, 7])
-    n = batch_size or spec.batch_size
+    n = spec.batch_size
     return [(rng.random((n, *spec.input_shape), dtype=np.float32),
              rng.integers(0, spec.classes, n).astype(np.int64)) for _ in range(count)]
+
+
+def forward_batch(spec: WorkloadSpec, seed: int) -> np.ndarray:
+    """A fixed batch of inputs for forward comparisons, other than the training ones."""
+    if spec.dataset == "xor":
+        return XOR_POINTS
+    return np.random.default_rng([seed, 11]).random((spec.batch_size, *spec.input_shape), dtype=np.float32)
 
 
 def _conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:

@@ -1,0 +1,26 @@
+"""Deliberately wrong adapters: the equivalence checks must catch and name each mistake."""
+from __future__ import annotations
+
+import numpy as np
+
+from adapters.pytorch import PyTorchAdapter
+
+
+class TransposedKernel(PyTorchAdapter):
+    """Loads the MLP's second (square, 512x512) dense kernel transposed: every shape still fits."""
+
+    def build(self, spec, weights):
+        weights = list(weights)
+        if len(weights) > 2 and weights[2].ndim == 2 and weights[2].shape[0] == weights[2].shape[1]:
+            weights[2] = np.ascontiguousarray(weights[2].T)
+        return super().build(spec, weights)
+
+
+class DoubleLearningRate(PyTorchAdapter):
+    """Right model, wrong optimizer setting: only the training steps can show it."""
+
+    def build(self, spec, weights):
+        result = super().build(spec, weights)
+        for group in self.optimizer.param_groups:
+            group["lr"] *= 2
+        return result

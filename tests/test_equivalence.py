@@ -1,0 +1,72 @@
+"""Every framework variant builds the very same model and takes the very same first steps.
+
+Each variant is probed once, in its own process and environment (harness.probe), on all workloads;
+see harness.equivalence for what is compared and the tolerances.
+"""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from adapters import FRAMEWORKS, missing_modules
+from harness import equivalence
+from tests.conftest import interpreter_or_skip
+from workloads import WORKLOADS
+
+pytestmark = pytest.mark.framework
+
+VARIANTS = [(f.name, v) for f in FRAMEWORKS.values() for v in f.variants]
+_probes: dict[tuple[str, str], equivalence.Probe] = {}
+
+
+def probe(framework: str, variant: str) -> equivalence.Probe:
+    python = interpreter_or_skip(framework, variant)
+    if (framework, variant) not in _probes:
+        _probes[framework, variant] = equivalence.run_probe(framework, variant, list(WORKLOADS), python, threads=2)
+    return _probes[framework, variant]
+
+
+@pytest.mark.parametrize("workload", list(WORKLOADS))
+@pytest.mark.parametrize("framework, variant", VARIANTS, ids=[f"{f}:{v}" for f, v in VARIANTS])
+def test_same_model_as_the_numpy_reference(framework, variant, workload):
+    problems = equivalence.model_problems(probe(framework, variant), workload)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("workload", list(WORKLOADS))
+def test_same_first_steps_across_frameworks(workload):
+    probes = []
+    for framework, variant in VARIANTS:
+        try:
+            probes.append(probe(framework, variant))
+        except pytest.skip.Exception:
+            continue
+    if len(probes) < 3:
+        pytest.skip("fewer than three framework variants available to compare")
+    problems = equivalence.loss_problems(probes, workload)
+    assert not problems, "\n".join(problems)
+
+
+needs_torch = pytest.mark.skipif(bool(missing_modules("pytorch", "default")), reason="needs torch")
+
+
+@needs_torch
+def test_a_transposed_weight_is_named():
+    broken = equivalence.run_probe("pytorch", "default", ["mnist_mlp"], sys.executable,
+                                   adapter="tests.broken_adapters:TransposedKernel")
+    problems = equivalence.model_problems(broken, "mnist_mlp")
+    assert len(problems) == 1
+    assert problems[0].startswith("pytorch mnist_mlp: layer 3 (dense 512) output differs from the NumPy "
+                                  "reference by up to"), problems
+
+
+@needs_torch
+def test_a_wrong_learning_rate_is_named_by_step():
+    broken = equivalence.run_probe("pytorch", "default", ["mnist_mlp"], sys.executable,
+                                   adapter="tests.broken_adapters:DoubleLearningRate")
+    assert not equivalence.model_problems(broken, "mnist_mlp")  # the model itself is right
+    others = [probe(f, v) for f, v in (("pytorch", "default"), ("tensorflow", "default"), ("jax", "default"))
+              if not missing_modules(f, v)]
+    problems = [p for p in equivalence.loss_problems(others + [broken], "mnist_mlp") if p.startswith("pytorch")]
+    assert problems and "step 2 loss" in problems[-1], problems

@@ -1,11 +1,12 @@
 # make bench: set up .venv and run the default benchmark (quick profile) -> results/runs/<run>/
-# make test:  set up .venv and run the test suite
+# make test:  set up .venv and the isolated framework environments, and run the test suite
+# make envs:  create or repair the isolated environments (MXNet, Theano) alone
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: setup bench test clean
+.PHONY: setup envs bench test clean
 
 setup: $(STAMP)
 
@@ -14,10 +15,13 @@ $(STAMP): requirements.txt
 	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
+envs: $(STAMP)
+	$(VENV)/bin/python bench.py env setup
+
 bench: $(STAMP)
 	$(VENV)/bin/python bench.py run $(ARGS)
 
-test: $(STAMP)
+test: envs
 	$(VENV)/bin/python -m pytest $(ARGS)
 
 clean:

@@ -20,10 +20,11 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["run", "-f", "pytorh"], "unknown framework 'pytorh'; choose from: all, keras, keras:all, keras:jax, "
-                              "keras:jax-nojit, keras:tensorflow, keras:tensorflow-jit, keras:torch, keras:torch-jit, "
-                              "pytorch, pytorch:all, pytorch:compile, tensorflow, tensorflow:all, tensorflow:xla"),
-    (["run", "-f", "keras:theano"], "unknown framework 'keras:theano'; choose from: all, keras,"),
+    (["run", "-f", "pytorh"], "unknown framework 'pytorh'; choose from: all, jax, jax:all, keras, keras:all, "
+                              "keras:jax, keras:jax-nojit, keras:tensorflow, keras:tensorflow-jit, keras:torch, "
+                              "keras:torch-jit, mxnet, mxnet:all, mxnet:hybrid, pytorch, pytorch:all, "
+                              "pytorch:compile, tensorflow, tensorflow:all, tensorflow:xla, theano, theano:all"),
+    (["run", "-f", "keras:theano"], "unknown framework 'keras:theano'; choose from: all, jax, jax:all, keras,"),
     (["run", "-w", "mnist"], "unknown workload 'mnist'; choose from: xor, mnist_mlp, mnist_cnn"),
     (["run", "--profile", "fast"], "invalid choice: 'fast' (choose from 'smoke', 'quick', 'full')"),
     (["run", "--dataset", "cifar10"], "invalid choice: 'cifar10' (choose from 'mnist', 'fashion_mnist')"),
@@ -63,7 +64,8 @@ def test_missing_data_stops_at_once_naming_places_and_urls(tmp_path):
 def test_list_shows_every_variant_and_workload():
     result = run_cli("list")
     assert result.returncode == 0
-    for name in ["pytorch", "tensorflow", "keras:tensorflow", "keras:torch", "keras:jax", "xor", "mnist_mlp",
+    for name in ["pytorch", "tensorflow", "keras:tensorflow", "keras:torch", "keras:jax", "jax", "mxnet:hybrid",
+                 "theano", "env mxnet", "xor", "mnist_mlp",
                  "mnist_cnn", "smoke", "quick", "full"]:
         assert name in result.stdout
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from adapters import FRAMEWORKS
+from adapters import FRAMEWORKS, environment_of
 from harness.launch import launch
 from harness.record import TrialRecord
 from tests.conftest import interpreter_or_skip, make_trial
@@ -52,6 +52,11 @@ def test_adapter_trains_the_workload(smoke_record, framework, variant, workload)
     assert 0 <= record.final_test_accuracy <= 1
     assert record.peak_rss_bytes > record.rss_after_import_bytes > 0
     assert record.settings and record.versions["numpy"]
+    env = environment_of(framework, variant)
+    if env is not None:  # the isolated environment's pins, not the main environment's packages
+        for pin in env.requirements:
+            name, _, version = pin.partition("==")
+            assert record.versions[name] == version, (pin, record.versions)
     if workload == "xor":
         assert record.final_test_accuracy == 1.0 and record.steps_to_target is not None
 

@@ -65,7 +65,8 @@ def describe(threads: int) -> dict[str, object]:
         "memory_bytes": _memory_bytes(),
         "gpus": gpus(),
         "numpy": numpy.__version__,
-        "frameworks": {name: installed_version(name) for name in FRAMEWORKS},
+        # Frameworks of the main environment; the isolated ones are listed by the run itself.
+        "frameworks": {name: installed_version(name) for name, info in FRAMEWORKS.items() if not info.environment},
         "git": git_commit(),
         "threads": threads,
         "thread_env": thread_env(threads),

@@ -27,6 +27,8 @@ def _settings(manifest: dict) -> str:
         f"- efficiency: analytic training FLOPs per sample x median throughput, against the machine's "
         f"measured matmul rate of {peak.get('gflops', float('nan')):,.0f} GFLOP/s ({peak.get('method', 'not measured')})",
         f"- Python {env.get('python', '?')}, NumPy {env.get('numpy', '?')}; {frameworks}",
+        *[f"- isolated environment `{name}`: " + ", ".join(f"{k} {v}" for k, v in state.get("versions", {}).items())
+          for name, state in env.get("isolated_environments", {}).items()],
         f"- git {git.get('commit') or 'unknown'}{' (uncommitted changes)' if git.get('dirty') else ''}",
     ]
     return "\n".join(lines)

@@ -28,6 +28,7 @@ from workloads.spec import PROFILES
 
 log = logging.getLogger("bench")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "runs"
+FORMATS_ALL = ("md", "html", "csv", "json")  # reports.summary.FORMATS, without importing pandas here
 
 
 def fail(message: str, code: int = 2) -> SystemExit:
@@ -120,8 +121,17 @@ def build_parser() -> Parser:
     run.add_argument("--no-env-setup", action="store_true",
                      help="do not create missing framework environments; their trials are skipped")
 
-    report = sub.add_parser("report", help="rewrite summary.md of a run and print its tables")
-    report.add_argument("run_dir", type=Path)
+    report = sub.add_parser("report", help="tables and report files (md, html, csv, json) of one or more runs")
+    report.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
+                        help="several runs are pooled as repeats, or compared with --side-by-side")
+    report.add_argument("--format", type=_formats, default=FORMATS_ALL, metavar="md,html,csv,json",
+                        help="which files to write (default: all)")
+    report.add_argument("--out", type=Path, default=None,
+                        help="folder for the files (default: the run directory; for several runs "
+                             "results/reports/<time>)")
+    report.add_argument("--side-by-side", action="store_true",
+                        help="label each run's rows by what differs between the runs (machine, commit, "
+                             "versions, threads) instead of pooling them")
 
     env = sub.add_parser("env", help="the isolated environments of MXNet and Theano: list, set up")
     env_sub = env.add_subparsers(dest="env_command", required=True, metavar="{list,setup}")
@@ -242,10 +252,6 @@ def _unavailable(trial, env_problems: dict[str, str]) -> str | None:
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from reports.load import run_frame
-    from reports.summary import write_summary
-    from reports.tables import problems, workload_tables
-
     if args.resume:
         run_dir = args.resume
         run_id, options = _resume(run_dir)
@@ -292,27 +298,48 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.set_postfix_str(record.status)
             bar.update()
 
-    frame = run_frame(run_dir)
-    summary = write_summary(run_dir, frame)
+    print(f"\nRecords: {run_dir / 'records'}")
+    _report([run_dir], run_dir, FORMATS_ALL, side_by_side=False)
+    return 1 if any(r.status in ("error", "timeout") for r in records) else 0
+
+
+def _report(run_dirs: list[Path], out_dir: Path, formats: tuple[str, ...], side_by_side: bool) -> None:
+    """Print the tables and write the report files."""
+    from reports.load import load_runs
+    from reports.summary import write_reports
+    from reports.tables import problems, workload_tables
+
+    loaded = load_runs(run_dirs, side_by_side)
+    frame = loaded[0]
     print("\n" + workload_tables(frame, markdown=False))
     trouble = problems(frame, markdown=False)
     if trouble:
         print("\nSkipped or failed:\n" + trouble)
-    print(f"\nRecords: {run_dir / 'records'}\nSummary: {summary}")
-    return 1 if any(r.status in ("error", "timeout") for r in records) else 0
+    try:
+        written = write_reports(run_dirs, out_dir, formats, side_by_side, loaded=loaded)
+    except OSError as exc:
+        raise fail(f"cannot write the report to {out_dir}: {exc.strerror or exc}", code=1) from None
+    print("\nReport: " + ", ".join(str(p) for p in written.values()))
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
+    unknown = [f for f in chosen if f not in FORMATS_ALL]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"unknown format {', '.join(map(repr, unknown)) or repr(text)}; "
+                                         f"choose one or more of: {', '.join(FORMATS_ALL)} (comma-separated)")
+    return chosen
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from reports.load import run_frame
-    from reports.summary import write_summary
-    from reports.tables import workload_tables
-
-    if not (args.run_dir / "records").is_dir():
-        raise fail(f"{args.run_dir} is not a run directory (no records/ folder)")
-    frame = run_frame(args.run_dir)
-    path = write_summary(args.run_dir, frame)
-    print(workload_tables(frame, markdown=False))
-    print(f"\nSummary: {path}")
+    for run_dir in args.run_dirs:
+        if not (run_dir / "records").is_dir():
+            raise fail(f"{run_dir} is not a run directory (no records/ folder)")
+    out = args.out
+    if out is None:
+        out = args.run_dirs[0] if len(args.run_dirs) == 1 else \
+            DEFAULT_OUT.parent / "reports" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    _report(args.run_dirs, out, args.format, args.side_by_side)
     return 0
 
 

@@ -6,10 +6,11 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from adapters import FRAMEWORKS
 from harness.record import TrialRecord
 from reports.stats import median_ci
 
-COLUMNS = ["workload", "dataset", "label", "status", "reason", "repeats", "throughput", "throughput_ci_low",
+COLUMNS = ["workload", "dataset", "label", "version", "status", "reason", "repeats", "throughput", "throughput_ci_low",
            "throughput_ci_high", "throughput_q1", "throughput_q3", "steps_per_s", "first_block_s",
            "latency_p50_s", "latency_p90_s", "latency_p99_s", "test_accuracy", "target_accuracy",
            "steps_to_target", "time_to_target_s", "rss_after_import_bytes", "peak_rss_bytes",
@@ -21,6 +22,18 @@ def block_throughputs(record: TrialRecord) -> np.ndarray:
     if not record.blocks or not record.batch_size:
         return np.array([])
     return np.array([b.steps * record.batch_size / b.seconds for b in record.blocks if b.seconds > 0])
+
+
+def framework_version(record: TrialRecord) -> str | None:
+    """The framework's own version (and the Keras backend's), from the record's versions."""
+    info = FRAMEWORKS.get(record.framework)
+    names = (*(info.distributions if info else ()), record.framework)
+    main = next((record.versions[n] for n in names if n in record.versions), None)
+    if record.framework == "keras" and main:
+        backend = record.variant.partition("-")[0]
+        backend_version = record.versions.get(backend)
+        return f"{main} ({backend} {backend_version})" if backend_version else main
+    return main
 
 
 def _median(values: list[float | int | None]) -> float | None:
@@ -49,6 +62,7 @@ def summarize(records: Iterable[TrialRecord], peak_gflops: float | None = None) 
         status = "ok" if ok and not failed else (failed[0].status if not ok else f"ok {len(ok)}/{len(group)}")
         rows.append({
             "workload": workload, "dataset": dataset, "label": label, "status": status,
+            "version": framework_version(first or group[0]),
             "reason": "; ".join(sorted({r.reason for r in failed if r.reason})),
             "repeats": len(group),
             "throughput": median, "throughput_ci_low": ci_low, "throughput_ci_high": ci_high,

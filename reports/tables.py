@@ -6,9 +6,13 @@ import math
 import pandas as pd
 from tabulate import tabulate
 
-HEADERS = ["framework", "status", "samples/s", "95% CI", "vs fastest", "steps/s", "first block", "test acc",
-           "to target", "peak RSS", "GFLOP/s (of peak)"]
+HEADERS = ["framework", "version", "status", "samples/s", "95% CI", "vs fastest", "steps/s", "first block",
+           "test acc", "to target", "peak RSS", "GFLOP/s (of peak)"]
 LATENCY_HEADER = "step p50 / p90 / p99"
+# The frame column each header sorts by (HTML report).
+SORT_COLUMNS = dict(zip(HEADERS + [LATENCY_HEADER], [
+    "label", "version", "status", "throughput", "throughput_ci_low", "throughput", "steps_per_s", "first_block_s",
+    "test_accuracy", "time_to_target_s", "peak_rss_bytes", "gflops", "latency_p50_s"]))
 
 
 def _missing(value: object) -> bool:
@@ -57,14 +61,15 @@ def _efficiency(row: pd.Series) -> str:
     return f"{rate}{share}"
 
 
-def _rows(frame: pd.DataFrame, with_latency: bool) -> list[list[str]]:
+def table_rows(frame: pd.DataFrame, with_latency: bool) -> list[list[str]]:
+    """The display cells of one workload's table, in HEADERS order, one row per frame row."""
     fastest = frame["throughput"].max()
     rows = []
     for _, row in frame.iterrows():
         ci = "–" if _missing(row["throughput_ci_low"]) else \
             f"{_num(row['throughput_ci_low'])}–{_num(row['throughput_ci_high'])}"
         relative = "–" if _missing(row["throughput"]) else f"{row['throughput'] / fastest:.2f}×"
-        cells = [row["label"], row["status"], _num(row["throughput"]), ci, relative, _num(row["steps_per_s"], 1),
+        cells = [row["label"], "–" if _missing(row["version"]) else row["version"], row["status"], _num(row["throughput"]), ci, relative, _num(row["steps_per_s"], 1),
                  _seconds(row["first_block_s"]),
                  _accuracy(row), _to_target(row), _mib(row["peak_rss_bytes"]), _efficiency(row)]
         if with_latency:
@@ -80,8 +85,8 @@ def workload_tables(frame: pd.DataFrame, markdown: bool) -> str:
         with_latency = group["latency_p50_s"].notna().any()
         headers = HEADERS + ([LATENCY_HEADER] if with_latency else [])
         title = f"### {workload} on {dataset}" if markdown else f"{workload} on {dataset}"
-        table = tabulate(_rows(group, with_latency), headers=headers, tablefmt="github" if markdown else "simple",
-                         disable_numparse=True, colalign=("left", "left") + ("right",) * (len(headers) - 2))
+        table = tabulate(table_rows(group, with_latency), headers=headers, tablefmt="github" if markdown else "simple",
+                         disable_numparse=True, colalign=("left", "left", "left") + ("right",) * (len(headers) - 3))
         parts.append(f"{title}\n\n{table}" if markdown else f"{title}\n{table}")
     return "\n\n".join(parts)
 

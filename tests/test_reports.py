@@ -1,14 +1,15 @@
 """Reports from golden records (tests/data/golden_run): two ok trials, one skipped, one failed."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 from reports.aggregate import summarize
-from reports.load import load_records, run_frame
-from reports.summary import render, write_summary
+from reports.load import load_manifest, load_records, load_runs, run_frame
+from reports.summary import render_markdown, write_reports
 from reports.tables import problems, workload_tables
 
 GOLDEN = Path(__file__).parent / "data" / "golden_run"
@@ -56,15 +57,66 @@ def test_terminal_and_markdown_tables():
     markdown = workload_tables(frame, markdown=True)
     assert markdown.startswith("### mnist_mlp on mnist")
     header = next(line for line in markdown.splitlines() if line.startswith("| framework"))
-    assert header.count("|") == 12
+    assert header.count("|") == 13
     assert "keras:jax / mnist_mlp (mnist): skipped: jax not installed" in problems(frame, markdown=True)
 
 
 def test_summary_has_tables_problems_and_settings(tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(GOLDEN, run)
-    path = write_summary(run)
+    run = _copy_run(tmp_path)
+    path = write_reports([run], run, ("md",))["md"]
     text = path.read_text()
-    assert text == render(GOLDEN)
+    assert text == render_markdown(run_frame(GOLDEN), [load_manifest(GOLDEN)])
     assert "## Skipped or failed" in text and "keras:torch / mnist_mlp (mnist): error: RuntimeError" in text
     assert "Test CPU, 2 cores" in text and "threads 2" in text and "git abc123" in text
+
+
+# ---- report files: formats, pooling, side by side, escaping -----------------------------------
+
+def _copy_run(tmp_path: Path, name: str = "run") -> Path:
+    run = tmp_path / name
+    shutil.copytree(GOLDEN, run)
+    return run
+
+
+def test_report_writes_every_format_with_the_failures(tmp_path):
+    import pandas as pd
+
+    written = write_reports([GOLDEN], tmp_path)
+    assert sorted(written) == ["csv", "html", "json", "md"]
+    markdown = written["md"].read_text()
+    assert "| framework | version" in markdown.replace("  ", " ").replace("  ", " ")
+    assert "keras:torch / mnist_mlp (mnist): error: RuntimeError: deliberate failure" in markdown
+    table = pd.read_csv(written["csv"])
+    assert list(table["label"]) == ["pytorch", "tensorflow", "keras:jax", "keras:torch"]
+    assert table.loc[0, "throughput"] == pytest.approx(12800) and table.loc[3, "status"] == "error"
+    rows = json.loads(written["json"].read_text())
+    assert rows[0]["label"] == "pytorch" and rows[0]["gflops"] == pytest.approx(41.078, rel=1e-4)
+    page = written["html"].read_text()
+    assert page.count("<svg") >= 4  # throughput, accuracy, loss, memory, efficiency
+    assert "deliberate failure &lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold</b>" not in page
+    assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page
+    assert "Fastest: <b>pytorch</b> at 12,800 samples/s, 2.00× the next, <b>tensorflow</b>" in page
+    assert "Target accuracy reached by 1 of 2 (missed: tensorflow)" in page
+
+
+def test_runs_are_pooled_or_side_by_side(tmp_path):
+    first, second = _copy_run(tmp_path, "a"), _copy_run(tmp_path, "b")
+    manifest = json.loads((second / "manifest.json").read_text())
+    manifest["run_id"], manifest["environment"]["git"]["commit"] = "other", "def4567890"
+    (second / "manifest.json").write_text(json.dumps(manifest))
+    pooled, _, _ = load_runs([first, second])
+    assert pooled.set_index("label").loc["pytorch", "repeats"] == 2
+    side, _, _ = load_runs([first, second], side_by_side=True)
+    assert {"pytorch @ abc123", "pytorch @ def45678"} <= set(side["label"])
+    markdown = write_reports([first, second], tmp_path / "out", ("md",), side_by_side=True)["md"].read_text()
+    assert "| pytorch @ def45678" in markdown and "[def45678] run other" in markdown
+
+
+def test_report_cli_formats_and_bad_format(tmp_path):
+    from tests.test_cli import run_cli
+
+    result = run_cli("report", str(GOLDEN), "--format", "md,csv", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.csv", "summary.md"]
+    bad = run_cli("report", str(GOLDEN), "--format", "md,pdf", "--out", str(tmp_path))
+    assert bad.returncode == 2 and "unknown format 'pdf'; choose one or more of: md, html, csv, json" in bad.stderr

@@ -1,0 +1,173 @@
+"""report.html: one self-contained page (inline CSS, SVG figures, a few lines of JavaScript to
+sort tables; nothing fetched from anywhere), with a verdict, a table and figures per workload,
+then the failures and the environment. Every string taken from a record or a manifest is escaped."""
+from __future__ import annotations
+
+import html
+import math
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from harness.record import TrialRecord
+from reports import plots
+from reports.tables import HEADERS, LATENCY_HEADER, SORT_COLUMNS, table_rows
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1f24;background:#fff}
+main{max-width:1180px;margin:0 auto;padding:24px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:32px 0 6px;border-bottom:1px solid #d8dee4;padding-bottom:4px}
+.meta{color:#57606a;margin:0 0 12px}nav a{margin-right:14px}
+.verdict{background:#f6f8fa;border-left:4px solid #2da44e;padding:8px 12px;margin:8px 0 12px}
+.verdict.warn{border-left-color:#bf8700}
+table{border-collapse:collapse;width:100%;font-size:12.5px;margin:6px 0 14px}
+th,td{padding:4px 7px;border-bottom:1px solid #eaeef2;text-align:right;white-space:nowrap}
+th:first-child,td:first-child,th:nth-child(2),td:nth-child(2),th:nth-child(3),td:nth-child(3){text-align:left}
+th{background:#f6f8fa;cursor:pointer;user-select:none;position:sticky;top:0}
+th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
+tr.failed td{color:#cf222e}tr.skipped td{color:#6e7781}
+.figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:8px 18px}
+.figs svg{max-width:100%;height:auto}
+pre{background:#f6f8fa;padding:8px;overflow-x:auto;white-space:pre-wrap;font-size:12px}
+ul.settings li{margin:2px 0}
+"""
+
+# Click a header to sort by its data-sort values (numbers numerically, empty cells last).
+SORT_JS = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  table.querySelectorAll("th").forEach(function (th, col) {
+    th.addEventListener("click", function () {
+      var asc = th.getAttribute("aria-sort") !== "ascending";
+      table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[col].getAttribute("data-sort"), y = b.cells[col].getAttribute("data-sort");
+        if (x === "") return 1; if (y === "") return -1;
+        var nx = parseFloat(x), ny = parseFloat(y);
+        var d = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+        return asc ? d : -d;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+document.body.setAttribute("data-ready", "1");
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _sort_value(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return _e(value)
+
+
+def _verdict(group: pd.DataFrame) -> tuple[str, bool]:
+    """One sentence for a glance: who is fastest, by how much, how sure, accuracy, memory."""
+    ok = group[group["throughput"].notna()].sort_values("throughput", ascending=False)
+    if ok.empty:
+        return "No trial of this workload finished.", True
+    best = ok.iloc[0]
+    unit = "steps/s" if group["latency_p50_s"].notna().any() else "samples/s"
+    rate = best["steps_per_s"] if unit == "steps/s" else best["throughput"]
+    text = f"Fastest: <b>{_e(best['label'])}</b> at {rate:,.0f} {unit}"
+    warn = False
+    if len(ok) > 1:
+        second = ok.iloc[1]
+        ratio = best["throughput"] / second["throughput"]
+        text += f", {ratio:.2f}× the next, <b>{_e(second['label'])}</b>"
+        if best["throughput_ci_low"] <= second["throughput_ci_high"]:
+            text += " (their 95% confidence intervals overlap: not a clear win; run with --repeats)"
+            warn = True
+        else:
+            text += " (95% confidence intervals apart)"
+    text += ". "
+    reached = ok[ok["test_accuracy"] >= ok["target_accuracy"]]
+    text += f"Target accuracy reached by {len(reached)} of {len(ok)}"
+    missed = ok[ok["test_accuracy"] < ok["target_accuracy"]]
+    if len(missed):
+        text += " (missed: " + ", ".join(_e(x) for x in missed["label"]) + ")"
+        warn = True
+    lean = ok.dropna(subset=["peak_rss_bytes"]).sort_values("peak_rss_bytes")
+    if len(lean):
+        text += f". Least memory: <b>{_e(lean.iloc[0]['label'])}</b>, {lean.iloc[0]['peak_rss_bytes'] / 2**20:,.0f} MiB peak RSS"
+    failed = group[group["throughput"].isna()]
+    if len(failed):
+        text += f". {len(failed)} not measured (see below)"
+        warn = True
+    return text + ".", warn
+
+
+def _table(group: pd.DataFrame) -> str:
+    with_latency = bool(group["latency_p50_s"].notna().any())
+    headers = HEADERS + ([LATENCY_HEADER] if with_latency else [])
+    head = "".join(f"<th scope=col>{_e(h)}</th>" for h in headers)
+    body = []
+    for (_, row), cells in zip(group.iterrows(), table_rows(group, with_latency)):
+        status = str(row["status"])
+        css = "" if status.startswith("ok") else (" class=skipped" if status == "skipped" else " class=failed")
+        tds = "".join(f"<td data-sort=\"{_sort_value(row[SORT_COLUMNS[h]])}\">{_e(c)}</td>"
+                      for h, c in zip(headers, cells))
+        body.append(f"<tr{css}>{tds}</tr>")
+    return f"<table class=sortable><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _figures(group: pd.DataFrame, records: list[TrialRecord], palette: dict) -> str:
+    measured = group[group["throughput"].notna()]
+    if measured.empty:
+        return ""
+    ok = [r for r in records if r.status == "ok"]
+    # One record per label for the curves (the first repeat); the bars pool all repeats.
+    curves = list({r.label: r for r in sorted(ok, key=lambda r: -r.repeat)}.values())
+    figs = [plots.throughput(measured, palette)]
+    target = measured["target_accuracy"].dropna()
+    if any(r.evaluations for r in curves):
+        figs.append(plots.accuracy_over_time(curves, float(target.iloc[0]) if len(target) else None, palette))
+    if any(r.step_losses for r in curves):
+        figs.append(plots.loss_curves(curves, palette))
+    if measured["peak_rss_bytes"].notna().any():
+        figs.append(plots.memory(measured, palette))
+    if measured["peak_fraction"].notna().any():
+        figs.append(plots.efficiency(measured, palette))
+    return "<div class=figs>" + "".join(f"<figure>{svg}</figure>" for svg in figs) + "</div>"
+
+
+def _problems(frame: pd.DataFrame) -> str:
+    bad = frame[frame["status"] != "ok"]
+    if bad.empty:
+        return ""
+    items = "".join(f"<li><b>{_e(r['label'])}</b> / {_e(r['workload'])} ({_e(r['dataset'])}): "
+                    f"<b>{_e(r['status'])}</b><pre>{_e(r['reason'] or 'no reason recorded')}</pre></li>"
+                    for _, r in bad.iterrows())
+    return f"<h2 id=problems>Skipped or failed</h2><ul>{items}</ul>"
+
+
+def render(frame: pd.DataFrame, records: list[TrialRecord], settings: list[str], title: str,
+           subtitle: str) -> str:
+    """The page. `settings`: plain-text lines about the environment and the fairness settings."""
+    palette = plots.colors(frame["label"])
+    sections, links = [], []
+    for (workload, dataset), group in frame.groupby(["workload", "dataset"], sort=True):
+        anchor = _e(f"w-{workload}-{dataset}")
+        verdict, warn = _verdict(group)
+        chosen = [r for r in records if r.workload == workload and r.dataset == dataset]
+        links.append(f"<a href=\"#{anchor}\">{_e(workload)} on {_e(dataset)}</a>")
+        sections.append(f"<section><h2 id=\"{anchor}\">{_e(workload)} on {_e(dataset)}</h2>"
+                        f"<p class=\"verdict{' warn' if warn else ''}\">{verdict}</p>{_table(group)}"
+                        f"{_figures(group, chosen, palette)}</section>")
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content=\"width=device-width,initial-scale=1\">"
+        f"<title>{_e(title)}</title><style>{CSS}</style></head><body><main>"
+        f"<h1>{_e(title)}</h1><p class=meta>{_e(subtitle)} · generated {generated}</p>"
+        f"<nav>{''.join(links)}<a href=\"#settings\">environment</a></nav>"
+        + "".join(sections) + _problems(frame)
+        + "<h2 id=settings>Environment and fairness settings</h2><ul class=settings>"
+        + "".join(f"<li>{_e(line)}</li>" for line in settings) + "</ul>"
+        f"</main><script>{SORT_JS}</script></body></html>\n"
+    )

@@ -1,0 +1,113 @@
+"""The report's figures, drawn with matplotlib (Agg) from the summary frame and the raw records,
+returned as inline SVG. Text is drawn as paths (svg.fonttype "path"), so no string from a record
+reaches the SVG as markup and the figures look the same without any font installed."""
+from __future__ import annotations
+
+import io
+from typing import Iterable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from harness.record import TrialRecord  # noqa: E402
+
+plt.rcParams.update({"svg.fonttype": "path", "font.size": 9, "axes.spines.top": False,
+                     "axes.spines.right": False, "figure.dpi": 96})
+PALETTE = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
+
+
+def _svg(fig: plt.Figure) -> str:
+    buffer = io.StringIO()
+    # No metadata block: no date (the same records give the same figure), no RDF namespaces.
+    fig.savefig(buffer, format="svg", bbox_inches="tight",
+                metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prolog and doctype: the SVG is inlined in HTML
+
+
+def colors(labels: Iterable[str]) -> dict[str, tuple]:
+    """One stable color per framework label across every figure of a report."""
+    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(sorted(set(labels)))}
+
+
+def _bars(group: pd.DataFrame, value: str, title: str, xlabel: str, palette: dict,
+          low: str | None = None, high: str | None = None, fmt=lambda v: f"{v:,.0f}") -> str:
+    rows = group[group[value].notna()].sort_values(value)
+    fig, ax = plt.subplots(figsize=(7, 0.35 * max(len(rows), 2) + 0.9))
+    values = rows[value].to_numpy(float)
+    errors = None
+    if low and high and rows[low].notna().all():
+        errors = np.vstack([values - rows[low].to_numpy(float), rows[high].to_numpy(float) - values])
+    ax.barh(range(len(rows)), values, xerr=errors, color=[palette[lbl] for lbl in rows["label"]],
+            error_kw={"capsize": 3, "elinewidth": 1})
+    ax.set_yticks(range(len(rows)), rows["label"])
+    ends = values if errors is None else values + errors[1]
+    for i, (v, end) in enumerate(zip(values, ends)):
+        ax.text(end, i, " " + fmt(v), va="center", fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, loc="left")
+    ax.set_xlim(0, ends.max() * 1.25 if len(values) else 1)
+    return _svg(fig)
+
+
+def throughput(group: pd.DataFrame, palette: dict) -> str:
+    """Samples/s with the CI as error bars; steps/s where steps are the unit (XOR's latency workloads)."""
+    scaled, unit = group, "samples/s"
+    if group["latency_p50_s"].notna().any():
+        batch = group["throughput"] / group["steps_per_s"]
+        columns = ("throughput", "throughput_ci_low", "throughput_ci_high")
+        scaled, unit = group.assign(**{c: group[c] / batch for c in columns}), "steps/s"
+    return _bars(scaled, "throughput", "Throughput (median, 95% CI), higher is better", unit, palette,
+                 "throughput_ci_low", "throughput_ci_high")
+
+
+def memory(group: pd.DataFrame, palette: dict) -> str:
+    mib = group.assign(peak=group["peak_rss_bytes"] / 2**20)
+    return _bars(mib, "peak", "Peak RSS of the trial process, lower is better", "MiB", palette)
+
+
+def efficiency(group: pd.DataFrame, palette: dict) -> str:
+    pct = group.assign(pct=group["peak_fraction"] * 100)
+    return _bars(pct, "pct", "Achieved GFLOP/s as % of the machine's matmul peak", "% of peak", palette,
+                 fmt=lambda v: f"{v:.1f}%" if v >= 0.1 else f"{v:.2g}%")
+
+
+def accuracy_over_time(records: list[TrialRecord], target: float | None, palette: dict) -> str:
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for record in records:
+        if record.evaluations:
+            ax.plot([e.train_seconds for e in record.evaluations], [e.test_accuracy for e in record.evaluations],
+                    marker="o", markersize=3, linewidth=1.2, color=palette[record.label], label=record.label)
+    if target is not None:
+        ax.axhline(target, color="0.4", linestyle="--", linewidth=1)
+        ax.text(ax.get_xlim()[1], target, f" target {target:g}", va="bottom", ha="right", fontsize=8, color="0.3")
+    ax.set_xscale("log")
+    ax.set_xlabel("timed training seconds, log scale (evaluation excluded)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Time to accuracy: further left and higher is better", loc="left")
+    ax.legend(fontsize=7, ncols=2, frameon=False)
+    return _svg(fig)
+
+
+def loss_curves(records: list[TrialRecord], palette: dict) -> str:
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for record in records:
+        losses = np.asarray(record.step_losses, dtype=float)
+        if losses.size == 0:
+            continue
+        window = max(1, losses.size // 50)
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        ax.plot(np.arange(smooth.size) + window, smooth, linewidth=1.1, color=palette[record.label],
+                label=record.label)
+    ax.set_yscale("log")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss (moving mean)")
+    ax.set_title("Loss curves: the same start, the same batches", loc="left")
+    ax.legend(fontsize=7, ncols=2, frameon=False)
+    return _svg(fig)
+

@@ -29,6 +29,8 @@ from workloads.spec import PROFILES
 log = logging.getLogger("bench")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "runs"
 FORMATS_ALL = ("md", "html", "csv", "json")  # reports.summary.FORMATS, without importing pandas here
+DEFAULT_BASELINES = Path(__file__).resolve().parent / "results" / "baselines"
+METRIC_NAMES = ("throughput", "test_accuracy", "time_to_target_s", "first_block_s", "peak_rss_bytes")  # reports.baseline
 
 
 def fail(message: str, code: int = 2) -> SystemExit:
@@ -82,6 +84,16 @@ def _workload(text: str) -> str:
     return text
 
 
+_percent = _number(float, "a number", lambda v: None if v >= 0 else f"{v:g} is not allowed; use a percentage of 0 or more")
+
+
+def _metric(text: str) -> tuple[str, float | None]:
+    name, _, pct = text.partition("=")
+    if name not in METRIC_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown metric {name!r}; choose from: {', '.join(METRIC_NAMES)}")
+    return name, _percent(pct) if pct else None
+
+
 def _environment(text: str) -> str:
     if text not in ENVIRONMENTS:
         raise argparse.ArgumentTypeError(f"unknown environment {text!r}; choose from: {', '.join(ENVIRONMENTS)}")
@@ -91,7 +103,8 @@ def _environment(text: str) -> str:
 def build_parser() -> Parser:
     parser = Parser(prog="bench.py", description=__doc__.strip().splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,report,env}")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{list,run,report,env,baseline,compare,history,export}")
     env_dir = argparse.ArgumentParser(add_help=False)
     env_dir.add_argument("--env-dir", default=None, metavar="DIR",
                          help=f"where isolated framework environments live "
@@ -132,6 +145,36 @@ def build_parser() -> Parser:
     report.add_argument("--side-by-side", action="store_true",
                         help="label each run's rows by what differs between the runs (machine, commit, "
                              "versions, threads) instead of pooling them")
+
+    baseline = sub.add_parser("baseline", help="save a run's raw samples as a committed baseline")
+    baseline_sub = baseline.add_subparsers(dest="baseline_command", required=True, metavar="{save}")
+    save = baseline_sub.add_parser("save", help="write results/baselines/NAME.json from one or more runs")
+    save.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    save.add_argument("--name", default=None, help="file name (default: the first run's id)")
+    save.add_argument("--dir", type=Path, default=DEFAULT_BASELINES, help=f"default: {DEFAULT_BASELINES}")
+
+    compare = sub.add_parser("compare", help="baseline vs current: ratios, CIs, significance; exit 1 on a regression")
+    compare.add_argument("baseline", type=Path, help="a baseline file or a run directory")
+    compare.add_argument("current", type=Path, help="a run directory or a baseline file")
+    compare.add_argument("--threshold", type=_percent, default=None, metavar="PCT",
+                         help="practical threshold for every metric, in percent (default 5)")
+    compare.add_argument("--metric", action="append", type=_metric, default=[], metavar="NAME[=PCT]",
+                         help="repeatable; metrics to compare, each with its own threshold if given "
+                              "(default: throughput, test_accuracy, peak_rss_bytes; known: "
+                              "throughput, test_accuracy, time_to_target_s, first_block_s, peak_rss_bytes)")
+    compare.add_argument("--format", choices=("md", "text", "json"), default="text")
+    compare.add_argument("--out", type=Path, default=None, help="also write the output to this file")
+
+    history = sub.add_parser("history", help="each metric over the runs under a results folder, with change points")
+    history.add_argument("results_dir", type=Path, nargs="?", default=DEFAULT_OUT.parent)
+    history.add_argument("--metric", choices=METRIC_NAMES, default="throughput")
+    history.add_argument("--format", choices=("md", "text"), default="text")
+    history.add_argument("--plot", type=Path, default=None, metavar="FILE", help="also draw it (.svg or .png)")
+
+    export = sub.add_parser("export", help="a run (or baseline) as github-action-benchmark JSON")
+    export.add_argument("source", type=Path, help="a run directory or a baseline file")
+    export.add_argument("--github-action-benchmark", type=Path, required=True, metavar="DIR", dest="gab_dir",
+                        help="writes DIR/bigger_is_better.json and DIR/smaller_is_better.json")
 
     env = sub.add_parser("env", help="the isolated environments of MXNet and Theano: list, set up")
     env_sub = env.add_subparsers(dest="env_command", required=True, metavar="{list,setup}")
@@ -343,6 +386,67 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _side(path: Path) -> dict:
+    from reports.baseline import load_side
+
+    try:
+        return load_side(path)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from reports.baseline import save_baseline
+
+    for run_dir in args.run_dirs:
+        if not (run_dir / "records").is_dir():
+            raise fail(f"{run_dir} is not a run directory (no records/ folder)")
+    name = args.name or args.run_dirs[0].resolve().name
+    try:
+        path = save_baseline(args.run_dirs, name, args.dir)
+    except OSError as exc:
+        raise fail(f"cannot write the baseline into {args.dir}: {exc.strerror or exc}", code=1) from None
+    print(f"Baseline: {path}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from reports.compare import DEFAULT_METRICS, compare, render
+
+    metrics = tuple(dict.fromkeys(name for name, _ in args.metric)) or DEFAULT_METRICS
+    thresholds = {m: args.threshold for m in metrics if args.threshold is not None}
+    thresholds.update({name: pct for name, pct in args.metric if pct is not None})
+    result = compare(_side(args.baseline), _side(args.current), metrics, thresholds)
+    text = render(result, args.format)
+    print(text, end="")
+    if args.out:
+        args.out.write_text(text)
+    return 1 if result.regressions else 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from reports import history
+
+    if not args.results_dir.is_dir():
+        raise fail(f"{args.results_dir} is not a folder")
+    frame = history.series(history.collect(args.results_dir), args.metric)
+    if frame.empty:
+        raise fail(f"no runs or baselines with {args.metric} under {args.results_dir}", code=1)
+    print(f"{args.metric} by run ('*': a change point starts there)\n")
+    print(history.table(frame, args.metric, markdown=args.format == "md"))
+    if args.plot:
+        print(f"\nPlot: {history.plot(frame, args.metric, args.plot)}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from reports import gab
+
+    for path in gab.export(_side(args.source), args.gab_dir):
+        print(path)
+    return 0
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     base = envs.base_dir(args.env_dir)
     if args.env_command == "list":
@@ -378,8 +482,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_list()
     if args.command == "run":
         return cmd_run(args)
-    if args.command == "env":
-        return cmd_env(args)
+    commands = {"env": cmd_env, "baseline": cmd_baseline, "compare": cmd_compare, "history": cmd_history,
+                "export": cmd_export}
+    if args.command in commands:
+        return commands[args.command](args)
     return cmd_report(args)
 
 

@@ -1,0 +1,167 @@
+"""The regression gate on synthetic runs with known truth, and history, export and the workflow."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import bench
+from harness.record import SCHEMA_VERSION, Block, TrialRecord, write_json
+from reports import gab, history
+from reports.baseline import load_side
+from reports.compare import compare
+
+ROOT = Path(__file__).resolve().parent.parent
+BLOCKS = 25
+NOISE = 0.04  # block-to-block coefficient of variation, as seen on a shared 2-core machine
+
+
+def synthetic_run(folder: Path, name: str, speed: float = 1.0, threads: int = 2, accuracy: float = 0.975,
+                  seed: int = 0, when: str = "2026-11-24T00:00:00+00:00", status: str = "ok",
+                  labels: tuple[str, ...] = ("pytorch", "tensorflow")) -> Path:
+    """A run directory whose throughputs are `speed` x a base rate, with lognormal block noise."""
+    run = folder / name
+    rng = np.random.default_rng(seed)
+    for i, label in enumerate(labels):
+        base_rate = (40_000, 30_000, 20_000)[i % 3] * speed
+        rates = base_rate * rng.lognormal(0, NOISE, BLOCKS)
+        blocks = [Block(epoch=0, first_step=1 + 10 * k, steps=10, seconds=10 * 128 / r) for k, r in enumerate(rates)]
+        ok = status == "ok" or label != labels[0]
+        record = TrialRecord(
+            schema_version=SCHEMA_VERSION, trial_id=f"mnist_mlp.mnist.{label}.default.r0", run_id=name,
+            framework=label, variant="default", label=label, workload="mnist_mlp", dataset="mnist",
+            profile="quick", device="cpu", threads=threads, seed=0, repeat=0,
+            status="ok" if ok else status, reason="" if ok else "RuntimeError: boom",
+            versions={"torch": "2.13.0"}, batch_size=128, blocks=blocks if ok else [],
+            first_block=Block(0, 0, 1, 0.5) if ok else None, target_accuracy=0.97,
+            final_test_accuracy=accuracy if ok else None, time_to_target_s=5.0 if ok else None,
+            peak_rss_bytes=900 * 2**20 if ok else None)
+        write_json(run / "records" / f"{record.trial_id}.json", record.to_dict())
+    write_json(run / "manifest.json", {
+        "run_id": name, "created_at": when, "options": {"threads": threads, "device": "cpu", "profile": "quick"},
+        "environment": {"cpu_model": "Test CPU", "cpu_cores": 2, "python": "3.11.7", "numpy": "2.0",
+                        "frameworks": {"pytorch": "2.13.0"}, "git": {"commit": name * 3}}})
+    return run
+
+
+def verdicts(result) -> dict[tuple[str, str], str]:
+    return {(c.label, c.metric): c.verdict for c in result.changes}
+
+
+def test_a_20_percent_slowdown_with_noise_is_a_regression(tmp_path):
+    base = load_side(synthetic_run(tmp_path, "base", seed=1))
+    slow = load_side(synthetic_run(tmp_path, "slow", speed=0.8, seed=2))
+    result = compare(base, slow)
+    assert verdicts(result)[("pytorch", "throughput")] == "regression"
+    assert verdicts(result)[("tensorflow", "throughput")] == "regression"
+    change = next(c for c in result.changes if c.label == "pytorch" and c.metric == "throughput")
+    assert 0.75 < change.ratio < 0.85 and change.ci_high < 0.95 and change.p_value < 1e-6
+
+
+def test_two_percent_noise_is_not_a_regression(tmp_path):
+    for seed in range(5):
+        base = load_side(synthetic_run(tmp_path, f"b{seed}", seed=10 + seed))
+        cur = load_side(synthetic_run(tmp_path, f"c{seed}", speed=0.98, seed=20 + seed))
+        assert not compare(base, cur).regressions
+
+
+def test_identical_inputs_exit_0(tmp_path, capsys):
+    run = synthetic_run(tmp_path, "same")
+    assert bench.main(["compare", str(run), str(run)]) == 0
+    assert "No regression" in capsys.readouterr().out
+
+
+def test_a_faster_run_is_an_improvement(tmp_path):
+    result = compare(load_side(synthetic_run(tmp_path, "base", seed=1)),
+                     load_side(synthetic_run(tmp_path, "fast", speed=1.25, seed=2)))
+    assert verdicts(result)[("pytorch", "throughput")] == "improvement" and not result.regressions
+
+
+def test_accuracy_below_target_and_a_failed_trial_are_regressions(tmp_path):
+    base = load_side(synthetic_run(tmp_path, "base", seed=1))
+    worse = load_side(synthetic_run(tmp_path, "worse", accuracy=0.965, seed=1))
+    change = next(c for c in compare(base, worse).changes if c.label == "pytorch" and c.metric == "test_accuracy")
+    assert change.verdict == "regression" and "fell below the target 0.97" in change.note
+    failed = compare(base, load_side(synthetic_run(tmp_path, "failed", seed=1, status="error")))
+    assert verdicts(failed)[("pytorch", "status")] == "regression"
+
+
+def test_cli_names_slowed_rows_environment_and_one_sided_trials(tmp_path, capsys):
+    base = synthetic_run(tmp_path, "base", seed=1, labels=("pytorch", "tensorflow", "jax"))
+    slow = synthetic_run(tmp_path, "slow", speed=0.7, threads=1, seed=2, labels=("pytorch", "tensorflow", "mxnet"))
+    assert bench.main(["baseline", "save", str(base), "--name", "ci", "--dir", str(tmp_path / "baselines")]) == 0
+    capsys.readouterr()
+    code = bench.main(["compare", str(tmp_path / "baselines" / "ci.json"), str(slow), "--format", "md",
+                       "--out", str(tmp_path / "compare.md")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.startswith("## Benchmark comparison\n\n**2 regression(s)**")
+    assert "**Warning: the environments differ**" in out and "- threads: 2 -> 1" in out
+    assert "### Regressions (2)" in out and "| mnist_mlp (mnist) | pytorch     | throughput" in out
+    assert "### Only in the baseline\n\n- mnist_mlp/mnist/jax" in out
+    assert "### Only in the current run\n\n- mnist_mlp/mnist/mxnet" in out
+    assert (tmp_path / "compare.md").read_text() == out
+    # A looser threshold for throughput alone lets a 30% slowdown pass.
+    assert bench.main(["compare", str(base), str(slow), "--metric", "throughput=40"]) == 0
+    as_json = json.loads(bench_output(capsys, ["compare", str(base), str(slow), "--format", "json"]))
+    assert as_json["regressions"] == 2 and as_json["thresholds"]["throughput"] == 5.0
+
+
+def bench_output(capsys, args: list[str]) -> str:
+    capsys.readouterr()
+    bench.main(args)
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compare", "a", "b", "--metric", "speed"], "unknown metric 'speed'; choose from: throughput, test_accuracy"),
+    (["compare", "a", "b", "--threshold", "-5"], "-5 is not allowed; use a percentage of 0 or more"),
+    (["compare", "/nonexistent/base.json", "."], "cannot read /nonexistent/base.json"),
+])
+def test_compare_usage_errors_exit_2(args, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(args)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_history_marks_a_step_change(tmp_path, capsys):
+    results = tmp_path / "results"
+    for i, speed in enumerate([1.0, 1.01, 0.99, 1.0, 0.8, 0.79, 0.81, 0.8]):
+        synthetic_run(results / "runs", f"r{i}", speed=speed, seed=i, when=f"2026-11-{10 + i}T00:00:00+00:00")
+    frame = history.series(history.collect(results), "throughput")
+    pytorch = frame[frame["trial"] == "mnist_mlp/mnist/pytorch"]["value"].to_numpy()
+    assert history.change_points(pytorch) == [4]
+    assert history.change_points(pytorch[:4]) == []  # no step, no change point
+    assert bench.main(["history", str(results), "--plot", str(tmp_path / "h.svg")]) == 0
+    out = capsys.readouterr().out
+    marked = [line for line in out.splitlines() if "*" in line and "change point" not in line]
+    assert len(marked) == 1 and " r4 " in marked[0] and marked[0].count("*") == 2  # both trials step at r4
+    assert (tmp_path / "h.svg").read_text().startswith("<?xml")
+
+
+def test_github_action_benchmark_export(tmp_path):
+    side = load_side(synthetic_run(tmp_path, "run"))
+    bigger, smaller = gab.export(side, tmp_path / "gab")
+    bigger_entries, smaller_entries = json.loads(bigger.read_text()), json.loads(smaller.read_text())
+    names = {e["name"] for e in bigger_entries}
+    assert "mnist_mlp/mnist/pytorch throughput" in names and "mnist_mlp/mnist/pytorch test_accuracy" in names
+    assert {e["name"].split()[-1] for e in smaller_entries} == {"time_to_target_s", "first_block_s", "peak_rss_bytes"}
+    assert all(set(e) == {"name", "unit", "value", "range", "extra"} for e in bigger_entries + smaller_entries)
+
+
+def test_workflow_runs_the_documented_commands():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "benchmark.yml").read_text())
+    assert "pull_request" in workflow[True]  # YAML 1.1 reads the key `on` as True
+    steps = [s for job in workflow["jobs"].values() for s in job["steps"]]
+    commands = "\n".join(s.get("run", "") for s in steps)
+    readme = (ROOT / "README.md").read_text()
+    for line in [line.strip() for line in commands.splitlines() if line.strip().startswith(("make", ".venv/bin/python"))]:
+        documented = re.split(r" \|\| | >> | \| ", line)[0]
+        assert documented.replace('"$RUN"', "RUN_DIR") in readme.replace("results/runs/<run>", "RUN_DIR"), line
+    assert "GITHUB_STEP_SUMMARY" in commands and "compare" in commands
+    baseline = next(word for word in commands.split() if word.startswith("results/baselines/"))
+    assert (ROOT / baseline).exists(), f"the workflow compares against {baseline}, which is not committed"

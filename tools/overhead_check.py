@@ -26,11 +26,11 @@ sys.path.insert(0, str(ROOT))
 from adapters import FRAMEWORKS, label, missing_modules  # noqa: E402
 from harness.launch import child_env, launch  # noqa: E402
 from harness.record import TrialSpec  # noqa: E402
+from harness import envs  # noqa: E402
 from harness.threads import default_threads  # noqa: E402
-from reports.aggregate import block_throughputs  # noqa: E402
 
 BATCH = 128
-CHOICES = ("pytorch", "tensorflow", "keras:tensorflow", "keras:torch", "keras:jax")
+CHOICES = ("pytorch", "tensorflow", "keras:tensorflow", "keras:torch", "keras:jax", "jax", "mxnet", "theano")
 
 
 def _epochs():
@@ -125,7 +125,89 @@ def hand_keras(threads: int) -> float:
     return _time_epochs(lambda x, y: (convert(x), convert(y)), model.train_on_batch, lambda: None)
 
 
-HAND = {"pytorch": hand_pytorch, "tensorflow": hand_tensorflow, "keras": hand_keras}
+def hand_jax(threads: int) -> float:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from workloads import get_workload
+
+    params = [jnp.asarray(w) for w in get_workload("mnist_mlp").init_weights(0)]
+    opt = optax.adam(1e-3, eps=1e-7)
+    state = [params, opt.init(params)]
+
+    def loss_fn(p, x, y):
+        h = jax.nn.relu(x @ p[0] + p[1])
+        h = jax.nn.relu(h @ p[2] + p[3])
+        return optax.softmax_cross_entropy_with_integer_labels(h @ p[4] + p[5], y).mean()
+
+    @jax.jit
+    def update(p, s, x, y):
+        loss, grads = jax.value_and_grad(loss_fn)(p, x, y)
+        updates, s = opt.update(grads, s, p)
+        return optax.apply_updates(p, updates), s, loss
+
+    def step(x, y):
+        state[0], state[1], _ = update(state[0], state[1], x, y)
+
+    return _time_epochs(lambda x, y: (jax.device_put(x), jax.device_put(y)), step,
+                        lambda: jax.block_until_ready(state[0]))
+
+
+def hand_mxnet(threads: int) -> float:
+    import mxnet as mx
+    from mxnet import autograd, gluon
+
+    from workloads import get_workload
+
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Dense(512, activation="relu", in_units=784), gluon.nn.Dense(512, activation="relu", in_units=512),
+            gluon.nn.Dense(10, in_units=512))
+    net.initialize()
+    for param, w in zip(net.collect_params().values(), get_workload("mnist_mlp").init_weights(0)):
+        param.set_data(mx.nd.array(w.T if w.ndim == 2 else w))
+    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 1e-3, "epsilon": 1e-7})
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+
+    def step(x, y):
+        with autograd.record():
+            loss = loss_fn(net(x), y)
+        loss.backward()
+        trainer.step(BATCH)
+
+    return _time_epochs(lambda x, y: (mx.nd.array(x), mx.nd.array(y)), step, mx.nd.waitall)
+
+
+def hand_theano(threads: int) -> float:
+    import adapters.theano  # noqa: F401 - the same THEANO_FLAGS (BLAS, OpenMP) as the adapter's
+    import numpy as np
+    import theano
+    import theano.tensor as T
+
+    from workloads import get_workload
+
+    params = [theano.shared(w) for w in get_workload("mnist_mlp").init_weights(0)]
+    x, y = T.fmatrix(), T.ivector()
+    h = T.nnet.relu(T.dot(x, params[0]) + params[1])
+    h = T.nnet.relu(T.dot(h, params[2]) + params[3])
+    loss = T.nnet.categorical_crossentropy(T.nnet.softmax(T.dot(h, params[4]) + params[5]), y).mean()
+    t = theano.shared(np.float32(0))
+    t1 = t + 1
+    lr = T.constant(1e-3, dtype="float32") * T.sqrt(1 - T.constant(0.999, dtype="float32") ** t1) \
+        / (1 - T.constant(0.9, dtype="float32") ** t1)
+    updates = [(t, t1)]
+    for p, g in zip(params, T.grad(loss, params)):
+        m = theano.shared(np.zeros_like(p.get_value()))
+        v = theano.shared(np.zeros_like(p.get_value()))
+        m1 = T.constant(0.9, dtype="float32") * m + T.constant(0.1, dtype="float32") * g
+        v1 = T.constant(0.999, dtype="float32") * v + T.constant(0.001, dtype="float32") * T.sqr(g)
+        updates += [(m, m1), (v, v1), (p, p - lr * m1 / (T.sqrt(v1) + T.constant(1e-7, dtype="float32")))]
+    step = theano.function([x, y], loss, updates=updates)
+    return _time_epochs(lambda xb, yb: (xb, yb.astype(np.int32)), step, lambda: None)
+
+
+HAND = {"pytorch": hand_pytorch, "tensorflow": hand_tensorflow, "keras": hand_keras, "jax": hand_jax,
+        "mxnet": hand_mxnet, "theano": hand_theano}
 
 
 def run_hand(name: str, threads: int, data_dir: str | None) -> float:
@@ -134,7 +216,8 @@ def run_hand(name: str, threads: int, data_dir: str | None) -> float:
                       workload="mnist_mlp", dataset="mnist", profile="quick", device="cpu", threads=threads,
                       seed=0, repeat=0, data_dir=data_dir)
     env = child_env(trial.framework, trial.variant, trial.device, trial.threads)
-    out = subprocess.run([sys.executable, __file__, "--hand", framework, "--threads", str(threads)],
+    python = envs.interpreter(trial.framework, trial.variant, envs.base_dir())
+    out = subprocess.run([python, __file__, "--hand", framework, "--threads", str(threads)],
                          env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -146,12 +229,23 @@ def run_harness(name: str, threads: int, data_dir: str | None, work: Path, round
                       label=label(framework, variant), adapter=FRAMEWORKS[framework].adapter, workload="mnist_mlp",
                       dataset="mnist", profile="quick", device="cpu", threads=threads, seed=0, repeat=round_,
                       data_dir=data_dir)
-    record = launch(trial, work, "overhead")
+    record = launch(trial, work, "overhead", python=envs.interpreter(framework, variant, envs.base_dir()))
     if record.status != "ok":
         raise RuntimeError(f"{name}: harness trial {record.status}: {record.reason}")
     import numpy as np
 
+    from reports.aggregate import block_throughputs
+
     return float(np.median(block_throughputs(record)))
+
+
+def _available(name: str) -> bool:
+    framework, _, variant = name.partition(":")
+    variant = variant or "default"
+    env = envs.environment_of(framework, variant)
+    if env is not None:
+        return envs.status(env, envs.base_dir()).ready
+    return not missing_modules(framework, variant)
 
 
 def main() -> int:
@@ -165,7 +259,7 @@ def main() -> int:
         print(HAND[args.hand](args.threads))
         return 0
     data_dir = os.environ.get("BENCH_DATA_DIR")
-    names = args.framework or [n for n in CHOICES if not missing_modules(*(n.split(":") + ["default"])[:2])]
+    names = args.framework or [n for n in CHOICES if _available(n)]
     worst = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{'framework':<18} {'hand samples/s':>15} {'harness samples/s':>18} {'harness/hand':>13}")

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
-from adapters import ENVIRONMENTS, Environment, environment_of
+from adapters import Environment, environment_of, missing_modules
 
 ENV_DIR_VAR = "BENCH_ENV_DIR"
 STAMP = "dlbench-env.json"
@@ -173,5 +173,13 @@ def interpreter(framework: str, variant: str, base: Path) -> str:
     return sys.executable if env is None else str(_python(base / env.name))
 
 
-def all_environments() -> list[Environment]:
-    return list(ENVIRONMENTS.values())
+def unavailable(framework: str, variant: str, base: Path) -> str | None:
+    """Why this variant cannot run here (its isolated environment is not ready, or the main
+    environment lacks its modules), or None."""
+    env = environment_of(framework, variant)
+    if env is not None:
+        state = status(env, base)
+        return None if state.ready else \
+            f"environment {env.name} is {state.problem} in {state.path} (bench.py env setup {env.name})"
+    missing = missing_modules(framework, variant)
+    return f"needs {', '.join(missing)}, not installed for {sys.executable}" if missing else None

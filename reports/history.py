@@ -25,12 +25,11 @@ def collect(results_dir: Path) -> list[dict]:
             side = load_side(run_dir)
             side["when"] = json.loads(manifest.read_text()).get("created_at", "")
             sides.append(side)
-    for path in sorted(results_dir.rglob("*.json")):
-        if path.parent.name == "baselines":
-            try:
-                side = load_side(path)
-            except ValueError:
-                continue
+    for path in sorted(results_dir.rglob("baselines/*.json")):
+        try:
+            side = load_side(path)
+        except ValueError:
+            continue
             side["when"] = side.get("created_from") or side.get("created_at", "")
             sides.append(side)
     return sorted(sides, key=lambda s: s["when"])

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from adapters import environment_of, missing_modules
 from harness import envs
 from harness.record import TrialSpec
 
@@ -35,14 +34,7 @@ def data_dir() -> Path:
 def interpreter_or_skip(framework: str, variant: str) -> str:
     """The Python that runs this variant; skips the test (fails it under CI, which must run every
     framework) when the variant's packages or its isolated environment are missing."""
-    env = environment_of(framework, variant)
-    if env is not None:
-        state = envs.status(env, envs.base_dir())
-        problem = None if state.ready else f"environment {env.name} is {state.problem} in {state.path} " \
-                                           f"(bench.py env setup {env.name})"
-    else:
-        missing = missing_modules(framework, variant)
-        problem = f"needs {', '.join(missing)}, not installed here" if missing else None
+    problem = envs.unavailable(framework, variant, envs.base_dir())
     if problem:
         if os.environ.get("CI"):
             pytest.fail(f"{framework}:{variant} {problem} (CI must run every framework)")

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adapters import FRAMEWORKS, label, missing_modules  # noqa: E402
+from adapters import FRAMEWORKS, label  # noqa: E402
 from harness.launch import child_env, launch  # noqa: E402
 from harness.record import TrialSpec  # noqa: E402
 from harness import envs  # noqa: E402
@@ -241,11 +241,7 @@ def run_harness(name: str, threads: int, data_dir: str | None, work: Path, round
 
 def _available(name: str) -> bool:
     framework, _, variant = name.partition(":")
-    variant = variant or "default"
-    env = envs.environment_of(framework, variant)
-    if env is not None:
-        return envs.status(env, envs.base_dir()).ready
-    return not missing_modules(framework, variant)
+    return envs.unavailable(framework, variant or "default", envs.base_dir()) is None
 
 
 def main() -> int:

@@ -11,7 +11,7 @@ from harness.record import TrialRecord
 from reports.stats import median_ci
 
 COLUMNS = ["workload", "dataset", "label", "version", "status", "reason", "repeats", "throughput", "throughput_ci_low",
-           "throughput_ci_high", "throughput_q1", "throughput_q3", "steps_per_s", "first_block_s",
+           "throughput_ci_high", "throughput_q1", "throughput_q3", "throughput_mean", "steps_per_s", "first_block_s",
            "latency_p50_s", "latency_p90_s", "latency_p99_s", "test_accuracy", "target_accuracy",
            "steps_to_target", "time_to_target_s", "rss_after_import_bytes", "peak_rss_bytes",
            "device_peak_bytes", "gflops", "peak_fraction", "param_count", "blocks"]
@@ -22,6 +22,14 @@ def block_throughputs(record: TrialRecord) -> np.ndarray:
     if not record.blocks or not record.batch_size:
         return np.array([])
     return np.array([b.steps * record.batch_size / b.seconds for b in record.blocks if b.seconds > 0])
+
+
+def mean_throughput(*records: TrialRecord) -> float | None:
+    """All timed samples over all timed seconds (blocks of every record): the figure a plain
+    loop around the whole training prints; beside the median, it shows what slow blocks cost."""
+    seconds = sum(b.seconds for r in records for b in r.blocks)
+    samples = sum(b.steps * r.batch_size for r in records if r.batch_size for b in r.blocks)
+    return samples / seconds if seconds > 0 and samples else None
 
 
 def framework_version(record: TrialRecord) -> str | None:
@@ -50,9 +58,10 @@ def summarize(records: Iterable[TrialRecord], peak_gflops: float | None = None) 
     for (workload, dataset, label), group in groups.items():
         ok = [r for r in group if r.status == "ok"]
         failed = [r for r in group if r.status != "ok"]
-        pooled = np.concatenate([block_throughputs(r) for r in ok]) if ok else np.array([])
+        per_process = [block_throughputs(r) for r in ok]
+        pooled = np.concatenate(per_process) if ok else np.array([])
         median = float(np.median(pooled)) if pooled.size else None
-        ci_low, ci_high = median_ci(pooled) if pooled.size else (None, None)
+        ci_low, ci_high = median_ci(per_process) if pooled.size else (None, None)
         q1, q3 = np.percentile(pooled, [25, 75]) if pooled.size else (None, None)
         latencies = np.concatenate([np.asarray(r.latencies_s, dtype=float) for r in ok]) if ok else np.array([])
         p50, p90, p99 = np.percentile(latencies, [50, 90, 99]) if latencies.size else (None, None, None)
@@ -66,7 +75,7 @@ def summarize(records: Iterable[TrialRecord], peak_gflops: float | None = None) 
             "reason": "; ".join(sorted({r.reason for r in failed if r.reason})),
             "repeats": len(group),
             "throughput": median, "throughput_ci_low": ci_low, "throughput_ci_high": ci_high,
-            "throughput_q1": q1, "throughput_q3": q3,
+            "throughput_q1": q1, "throughput_q3": q3, "throughput_mean": mean_throughput(*ok),
             "steps_per_s": median / first.batch_size if median and first.batch_size else None,
             "first_block_s": _median([r.first_block.seconds if r.first_block else None for r in ok]),
             "latency_p50_s": p50, "latency_p90_s": p90, "latency_p99_s": p99,

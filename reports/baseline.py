@@ -2,7 +2,7 @@
 the commit, in one compact JSON file (committed under results/baselines/).
 
 A run directory and a baseline file are interchangeable inputs to `compare` and `history`:
-`samples_of` reads either into the same form.
+`load_side` reads either into the same form.
 """
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from harness.record import TrialRecord
 from reports.aggregate import block_throughputs, framework_version
 from reports.load import load_manifest, load_records
 
-SCHEMA = 1
+SCHEMA = 2  # 2: throughput samples kept per process, in time order
 
 
 @dataclass(frozen=True)
@@ -26,8 +28,9 @@ class Metric:
     description: str
 
 
-# The metrics a comparison knows. Throughput has a sample per timed block (many per trial); the
-# others one per trial, so their spread comes from --repeats.
+# The metrics a comparison knows. Throughput has a sample per timed block (many per process, kept
+# per process in the order they ran: a list of lists); the others one per process, so their spread
+# comes from --repeats.
 METRICS = {m.name: m for m in (
     Metric("throughput", "samples/s", True, "median of the timed blocks' samples/s"),
     Metric("test_accuracy", "", True, "final test accuracy"),
@@ -35,6 +38,17 @@ METRICS = {m.name: m for m in (
     Metric("first_block_s", "s", False, "the first step (tracing, compilation, allocation)"),
     Metric("peak_rss_bytes", "bytes", False, "peak RSS of the trial process"),
 )}
+
+
+def per_process(samples: list) -> list[list[float]]:
+    """A metric's stored samples as one list per process (throughput is stored so already)."""
+    return [list(v) if isinstance(v, list) else [v] for v in samples if v != []]
+
+
+def pooled(samples: list) -> np.ndarray:
+    """A metric's stored samples, all processes together."""
+    parts = per_process(samples)
+    return np.concatenate(parts).astype(float) if parts else np.array([])
 
 
 def _round(values: list[float]) -> list[float]:
@@ -57,7 +71,7 @@ def trial_samples(records: list[TrialRecord]) -> dict[str, dict]:
         if r.status != "ok":
             continue
         s = entry["samples"]
-        s["throughput"] += _round(block_throughputs(r).tolist())
+        s["throughput"].append(_round(block_throughputs(r).tolist()))
         for name, value in (("test_accuracy", r.final_test_accuracy), ("time_to_target_s", r.time_to_target_s),
                             ("first_block_s", r.first_block.seconds if r.first_block else None),
                             ("peak_rss_bytes", r.peak_rss_bytes)):

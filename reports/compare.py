@@ -1,11 +1,22 @@
-"""A baseline against a current run: per (trial, metric) the ratio of medians with a bootstrap 95%
-confidence interval and a Mann-Whitney U test on the raw samples, direction-aware.
+"""A baseline against a current run: per (trial, metric) the ratio current / baseline with a 95%
+confidence interval and a significance test, direction-aware.
 
 A change counts (regression or improvement) only when it is both significant (p < ALPHA) and
 practically large: the whole confidence interval of the ratio lies beyond the threshold (default
-5%). Requiring the interval, not just the point estimate, beyond the threshold keeps run-to-run
-noise on shared machines from raising false alarms. Besides: a trial that was ok and now fails is a
-regression, and so is a final accuracy that fell below the workload's target.
+5%). Requiring the interval, not just the point estimate, beyond the threshold keeps noise from
+raising false alarms. Besides: a trial that was ok and now fails is a regression, and so is a final
+accuracy that fell below the workload's target.
+
+The unit of comparison is the process (a trial's repeat): on a shared machine whole processes run
+faster or slower than each other (on this project's 2-core machines, by 20% and more), so blocks of
+one process are not independent evidence. Each process gives one value (its median block
+throughput, or its single figure for the other metrics); the test is a t-test on their logarithms
+with the between-process spread pooled over all trials of the comparison (many degrees of freedom
+from a few repeats each), moderated by each trial's own spread (some frameworks are much noisier
+than others). When no trial has more than one process on either side, that spread cannot
+be seen: the comparison falls back to within-run statistics (a block bootstrap of the ratio and a
+Mann-Whitney U test on segment means, see `reports.stats`) and says that run-to-run noise is not
+included. Use `--repeats` for a gate that holds on noisy runners.
 """
 from __future__ import annotations
 
@@ -14,14 +25,32 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy.stats import mannwhitneyu
+from scipy.stats import t as student_t
 from tabulate import tabulate
 
-from reports.baseline import METRICS
+from reports.baseline import METRICS, per_process
+from reports.stats import bootstrap_medians, segment_means
 
 ALPHA = 0.01
 DEFAULT_THRESHOLD_PCT = 5.0
 DEFAULT_METRICS = ("throughput", "test_accuracy", "peak_rss_bytes")
 RESAMPLES = 2000
+PRIOR_DF = 4  # the most the pooled between-process spread weighs against a trial's own
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The between-process spread of a metric's log values, pooled over the compared trials."""
+    sd: float | None  # None when it cannot be seen (df 0)
+    df: int
+    groups: int  # (trial, side) pairs with more than one process
+
+    def describe(self, metric: str) -> str:
+        if not self.df:
+            return (f"{metric}: one process per trial on each side, so run-to-run noise is not included "
+                    f"(within-run statistics only; use --repeats)")
+        return (f"{metric}: run-to-run spread {self.sd:.1%} (log scale, pooled over {self.groups} trial-side(s) "
+                f"with repeats, {self.df} degrees of freedom)")
 
 
 @dataclass
@@ -31,7 +60,7 @@ class Change:
     label: str
     metric: str
     verdict: str  # regression, improvement, unchanged, not testable
-    baseline: float | None = None  # medians
+    baseline: float | None = None  # per side: geometric mean over processes of each process's median
     current: float | None = None
     ratio: float | None = None  # current / baseline
     ci_low: float | None = None
@@ -49,36 +78,85 @@ class Comparison:
     only_current: list[str] = field(default_factory=list)
     environment: list[str] = field(default_factory=list)  # how the two environments differ
     thresholds: dict[str, float] = field(default_factory=dict)
+    noise: dict[str, Noise] = field(default_factory=dict)  # per metric
 
     @property
     def regressions(self) -> list[Change]:
         return [c for c in self.changes if c.verdict == "regression"]
 
 
-def ratio_ci(base: np.ndarray, cur: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap 95% interval of median(cur) / median(base), each side resampled."""
-    rng = np.random.default_rng(seed)
-    b = np.median(rng.choice(base, size=(RESAMPLES, base.size)), axis=1)
-    c = np.median(rng.choice(cur, size=(RESAMPLES, cur.size)), axis=1)
-    low, high = np.quantile(c / b, [0.025, 0.975])
+def _logs(processes: list[list[float]]) -> np.ndarray | None:
+    """Log of each process's value (its median sample); None when a value is not positive."""
+    values = np.array([np.median(p) for p in processes], float)
+    return np.log(values) if np.all(values > 0) else None
+
+
+def pooled_noise(sides: list[list[list[float]]]) -> Noise:
+    squares, df, groups = 0.0, 0, 0
+    for processes in sides:
+        logs = _logs(processes)
+        if logs is not None and logs.size > 1:
+            squares += float(((logs - logs.mean()) ** 2).sum())
+            df, groups = df + logs.size - 1, groups + 1
+    return Noise(float(np.sqrt(squares / df)) if df else None, df, groups)
+
+
+def ratio_ci(base: list[list[float]], cur: list[list[float]]) -> tuple[float, float]:
+    """Within-run percentile-bootstrap 95% interval of median(cur) / median(base), each side
+    resampled hierarchically (processes, then runs of neighbouring blocks)."""
+    ratios = bootstrap_medians(cur, RESAMPLES, seed=1) / bootstrap_medians(base, RESAMPLES, seed=0)
+    low, high = np.quantile(ratios, [0.025, 0.975])
     return float(low), float(high)
 
 
-def compare_metric(base: list[float], cur: list[float], higher_is_better: bool, threshold: float) -> dict:
-    """The statistics and verdict of one metric of one trial; threshold is a fraction (0.05)."""
-    b, c = np.asarray(base, float), np.asarray(cur, float)
-    out = {"baseline": float(np.median(b)), "current": float(np.median(c)), "n_baseline": b.size, "n_current": c.size}
-    if out["baseline"] == 0:
-        return {**out, "verdict": "not testable", "note": "baseline median is 0"}
+def _between_processes(lb: np.ndarray, lc: np.ndarray, noise: Noise) -> dict:
+    """t-test and interval on the difference of mean log values. The spread is the trial's own
+    between-process spread moderated by the pooled one (weighted by degrees of freedom, the pooled
+    one counting as at most PRIOR_DF), so a trial that is noisier than the rest is judged by its own
+    noise, and one without repeats by everyone's."""
+    own_df = lb.size - 1 + lc.size - 1
+    own_squares = float(((lb - lb.mean()) ** 2).sum() + ((lc - lc.mean()) ** 2).sum())
+    prior_df = min(PRIOR_DF, noise.df)
+    df = prior_df + own_df
+    sd = np.sqrt((prior_df * noise.sd ** 2 + own_squares) / df)
+    estimate = float(lc.mean() - lb.mean())
+    se = sd * np.sqrt(1 / lb.size + 1 / lc.size)
+    if se == 0:
+        ratio = float(np.exp(estimate))
+        return {"ci_low": ratio, "ci_high": ratio, "p_value": 1.0 if estimate == 0 else 0.0}
+    half = float(student_t.ppf(0.975, df)) * se
+    return {"ci_low": float(np.exp(estimate - half)), "ci_high": float(np.exp(estimate + half)),
+            "p_value": float(2 * student_t.sf(abs(estimate) / se, df))}
+
+
+def _within_run(base: list[list[float]], cur: list[list[float]]) -> dict | None:
+    tb, tc = segment_means(base), segment_means(cur)
+    if tb.size < 2 or tc.size < 2:
+        return None
+    low, high = ratio_ci(base, cur)
+    p = float(mannwhitneyu(tb, tc, alternative="two-sided").pvalue) if not np.array_equal(tb, tc) else 1.0
+    return {"ci_low": low, "ci_high": high, "p_value": p}
+
+
+def compare_metric(base: list[list[float]], cur: list[list[float]], higher_is_better: bool, threshold: float,
+                   noise: Noise) -> dict:
+    """The statistics and verdict of one metric of one trial: `base` and `cur` hold each process's
+    samples in time order; threshold is a fraction (0.05). The figures shown are each side's
+    geometric mean over processes of the process's median, so that ratio = current / baseline."""
+    lb, lc = _logs(base), _logs(cur)
+    out: dict = {"n_baseline": len(base), "n_current": len(cur)}
+    if lb is None or lc is None:
+        return {**out, "verdict": "not testable", "note": "a value is not positive"}
+    out.update(baseline=float(np.exp(lb.mean())), current=float(np.exp(lc.mean())))
     out["ratio"] = out["current"] / out["baseline"]
     worse = (lambda r: r < 1 - threshold) if higher_is_better else (lambda r: r > 1 + threshold)
     better = (lambda r: r > 1 + threshold) if higher_is_better else (lambda r: r < 1 - threshold)
-    if b.size < 2 or c.size < 2:
+    stats = _between_processes(lb, lc, noise) if noise.df else _within_run(base, cur)
+    if stats is None:
         beyond = worse(out["ratio"]) or better(out["ratio"])
         return {**out, "verdict": "not testable" if beyond else "unchanged",
-                "note": "one sample per side (use --repeats)" if beyond else ""}
-    out["ci_low"], out["ci_high"] = ratio_ci(b, c)
-    out["p_value"] = float(mannwhitneyu(b, c, alternative="two-sided").pvalue) if not np.array_equal(b, c) else 1.0
+                "note": "too few samples to test (use --repeats)" if beyond else ""}
+    out.update(stats)
     significant = out["p_value"] < ALPHA
     if significant and worse(out["ci_low"]) and worse(out["ci_high"]):
         verdict = "regression"
@@ -112,7 +190,12 @@ def compare(baseline: dict, current: dict, metrics: tuple[str, ...] = DEFAULT_ME
     base_trials, cur_trials = baseline["trials"], current["trials"]
     result.only_baseline = sorted(set(base_trials) - set(cur_trials))
     result.only_current = sorted(set(cur_trials) - set(base_trials))
-    for key in sorted(set(base_trials) & set(cur_trials)):
+    common = sorted(set(base_trials) & set(cur_trials))
+    samples = {(key, side, name): per_process(trials[key]["samples"].get(name, []))
+               for key in common for side, trials in (("b", base_trials), ("c", cur_trials)) for name in metrics}
+    for name in metrics:
+        result.noise[name] = pooled_noise([v for (_, _, m), v in samples.items() if m == name])
+    for key in common:
         b, c = base_trials[key], cur_trials[key]
         where = {"workload": b["workload"], "dataset": b["dataset"], "label": b["label"]}
         base_ok, cur_ok = "ok" in b["statuses"], all(s == "ok" for s in c["statuses"])
@@ -123,13 +206,14 @@ def compare(baseline: dict, current: dict, metrics: tuple[str, ...] = DEFAULT_ME
             if "ok" not in c["statuses"]:
                 continue
         for name in metrics:
-            bs, cs = b["samples"].get(name, []), c["samples"].get(name, [])
+            bs, cs = samples[key, "b", name], samples[key, "c", name]
             if not bs or not cs:
                 continue
-            stats = compare_metric(bs, cs, METRICS[name].higher_is_better, thresholds[name] / 100)
+            stats = compare_metric(bs, cs, METRICS[name].higher_is_better, thresholds[name] / 100, result.noise[name])
             change = Change(**where, metric=name, **stats)
             target = c.get("target_accuracy")
-            if name == "test_accuracy" and target is not None and change.current < target <= change.baseline:
+            if name == "test_accuracy" and target is not None and change.current is not None \
+                    and change.current < target <= change.baseline:
                 change.verdict, change.note = "regression", f"fell below the target {target:g}"
             result.changes.append(change)
     return result
@@ -175,6 +259,9 @@ def render(result: Comparison, fmt: str) -> str:
     parts = [("## Benchmark comparison\n\n" if markdown else "") + f"{verdict} "
              f"(a change counts when p < {ALPHA:g} and its whole 95% CI is beyond the threshold: {thresholds}; "
              f"ratio = current / baseline)."]
+    if result.noise:
+        lines = "\n".join(("- " if markdown else "  ") + n.describe(m) for m, n in result.noise.items())
+        parts.append(f"Noise model (the unit is the process; ratios are of per-process medians):\n{lines}")
     if result.environment:
         lines = "\n".join(("- " if markdown else "  ") + d for d in result.environment)
         parts.append(("**Warning: the environments differ**" if markdown else "Warning: the environments differ")

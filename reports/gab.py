@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reports.baseline import METRICS
+from reports.baseline import METRICS, pooled
 
 FILES = {True: "bigger_is_better.json", False: "smaller_is_better.json"}
 
@@ -17,10 +17,9 @@ def entries(side: dict, higher_is_better: bool) -> list[dict]:
     out = []
     for key, trial in sorted(side["trials"].items()):
         for name, metric in METRICS.items():
-            samples = trial["samples"].get(name) or []
-            if metric.higher_is_better != higher_is_better or not samples:
+            values = pooled(trial["samples"].get(name) or [])
+            if metric.higher_is_better != higher_is_better or not values.size:
                 continue
-            values = np.asarray(samples, float)
             q1, q3 = np.percentile(values, [25, 75])
             out.append({"name": f"{key} {name}", "unit": metric.unit or "fraction",
                         "value": float(np.median(values)),

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from reports.baseline import METRICS, load_side
+from reports.baseline import METRICS, load_side, pooled
 
 MIN_RUNS_FOR_CHANGE_POINTS = 4
 MIN_NOISE = 0.01  # run-to-run noise is taken as at least 1%, so tiny steps in quiet series are no change
@@ -41,8 +41,8 @@ def series(sides: list[dict], metric: str) -> pd.DataFrame:
     for side in sides:
         commit = (side.get("git") or {}).get("commit") or ""
         for key, trial in side["trials"].items():
-            samples = trial["samples"].get(metric) or []
-            if samples:
+            samples = pooled(trial["samples"].get(metric) or [])
+            if samples.size:
                 rows.append({"when": side["when"], "run": ", ".join(filter(None, side.get("runs", []))) or side["name"],
                              "commit": commit[:8], "trial": key, "value": float(np.median(samples))})
     return pd.DataFrame(rows, columns=["when", "run", "commit", "trial", "value"])

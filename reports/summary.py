@@ -31,6 +31,10 @@ def settings_lines(manifest: dict) -> list[str]:
         "same initial weights (NumPy, from the seed) and the same batch order in every framework; "
         "batches staged on the device per epoch, untimed; throughput is the median over timed blocks "
         "of steps after the first step (which is reported apart as 'first block')",
+        "95% CI: block bootstrap of the median (neighbouring blocks drawn together" + (
+            "; processes drawn first, so it includes the spread between repeats)" if (options.get("repeats") or 1) > 1
+            else "); one process per trial, so it shows within-run noise only: whole processes on a shared "
+                 "machine differ by more, use --repeats to include that"),
         f"efficiency: analytic training FLOPs per sample x median throughput, against the machine's "
         f"measured matmul rate of {peak.get('gflops', float('nan')):,.0f} GFLOP/s ({peak.get('method', 'not measured')})",
         f"Python {env.get('python', '?')}, NumPy {env.get('numpy', '?')}; {frameworks}",

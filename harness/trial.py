@@ -61,6 +61,11 @@ class Progress:
             write_json(self.path, state)
 
 
+def next_block_size(steps: int, seconds: float) -> int:
+    """Steps for the next timed block, so that it lasts about TARGET_BLOCK_SECONDS at the last rate."""
+    return max(1, round(TARGET_BLOCK_SECONDS * steps / max(seconds, 1e-9)))
+
+
 def _next_eval(spec: WorkloadSpec, step: int, spe: int, total: int, reached: bool) -> int:
     """The step count after which the next (untimed) evaluation happens."""
     points = [total]
@@ -107,7 +112,7 @@ def train(adapter: Adapter, spec: WorkloadSpec, data: TrainingData, trial: Trial
             record.first_block = block
         else:
             record.blocks.append(block)
-            block_size = max(1, round(TARGET_BLOCK_SECONDS * n / max(seconds, 1e-9)))
+            block_size = next_block_size(n, seconds)
         train_seconds += seconds
         step += n
         record.step_losses.extend(adapter.loss_values(handles))

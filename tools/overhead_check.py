@@ -32,6 +32,7 @@ from harness.launch import child_env, launch  # noqa: E402
 from harness.record import TrialSpec  # noqa: E402
 from harness import envs  # noqa: E402
 from harness.threads import pin_to_cores  # noqa: E402
+from harness.trial import next_block_size  # noqa: E402
 
 BATCH = 128
 CHOICES = ("pytorch", "tensorflow", "keras:tensorflow", "keras:torch", "keras:jax", "jax", "mxnet", "theano")
@@ -53,7 +54,7 @@ def _epochs():
 
 def _time_epochs(convert, step, finish) -> tuple[float, float]:
     """(mean, median-of-blocks) samples/s over all steps but the very first (the harness reports
-    that one apart too). Blocks of about 0.2 s end with a barrier, as in the harness; converting each
+    that one apart too). Blocks sized as the harness sizes them end with a barrier, as in the harness; converting each
     epoch's batches to tensors happens before its clock starts, as in the harness."""
     seconds, steps, rates, block = 0.0, 0, [], 1
     for epoch, (spec, batches) in enumerate(_epochs()):
@@ -71,7 +72,7 @@ def _time_epochs(convert, step, finish) -> tuple[float, float]:
             took = time.perf_counter() - start
             seconds, steps = seconds + took, steps + len(chunk)
             rates.append(len(chunk) * BATCH / took)
-            block = max(1, round(0.2 * len(chunk) / took))
+            block = next_block_size(len(chunk), took)
     return steps * BATCH / seconds, float(np.median(rates))
 
 

@@ -63,8 +63,10 @@ def _time_epochs(convert, step, finish) -> tuple[float, float]:
             step(*batches[0])
             finish()
             batches = batches[1:]
-        for i in range(0, len(batches), block):
+        i = 0
+        while i < len(batches):
             chunk = batches[i:i + block]
+            i += len(chunk)
             start = time.perf_counter()
             for x, y in chunk:
                 step(x, y)

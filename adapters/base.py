@@ -55,7 +55,8 @@ class Adapter(ABC):
     @abstractmethod
     def stage(self, x: np.ndarray, y: np.ndarray) -> None:
         """Place one epoch of samples, already in the harness's order, on the device as
-        `self.n_batches` full batches (a trailing partial batch is dropped)."""
+        `self.n_batches` full batches (a trailing partial batch is dropped). Returns only when
+        the copies are done: an asynchronous transfer would be paid by the first timed block."""
 
     @abstractmethod
     def train_step(self, i: int) -> Any:

@@ -97,6 +97,7 @@ class JaxAdapter(Adapter):
             y = y.astype(np.float32)
         self.batches = [(jax.device_put(xb, self.dev), jax.device_put(yb, self.dev))
                         for xb, yb in split_batches(x, y, self.spec.batch_size)]
+        jax.block_until_ready(self.batches)  # device_put is asynchronous, even to the CPU
         self.n_batches = len(self.batches)
 
     def train_step(self, i: int) -> jax.Array:

@@ -113,6 +113,20 @@ class KerasAdapter(Adapter):
         convert = keras.ops.convert_to_tensor
         self.batches = [(convert(xb), convert(yb)) for xb, yb in split_batches(x, y, self.spec.batch_size)]
         self.n_batches = len(self.batches)
+        self._wait_for_copies()
+
+    def _wait_for_copies(self) -> None:
+        """Finish the backend's asynchronous copies (JAX's always, the others' to a GPU)."""
+        backend = keras.backend.backend()
+        if backend == "jax":
+            import jax
+            jax.block_until_ready(self.batches)
+        elif self.device == "cuda" and backend == "tensorflow":
+            import tensorflow as tf
+            tf.test.experimental.sync_devices()
+        elif self.device == "cuda" and backend == "torch":
+            import torch
+            torch.cuda.synchronize()
 
     def train_step(self, i: int) -> float:
         x, y = self.batches[i]

@@ -98,6 +98,8 @@ class TensorFlowAdapter(Adapter):
     def stage(self, x: np.ndarray, y: np.ndarray) -> None:
         with tf.device(self.tf_device):
             self.batches = [(tf.identity(xb), tf.identity(yb)) for xb, yb in split_batches(x, y, self.spec.batch_size)]
+        if self.device == "cuda":
+            tf.test.experimental.sync_devices()  # host-to-GPU copies are queued, not done
         self.n_batches = len(self.batches)
 
     def train_step(self, i: int) -> tf.Tensor:

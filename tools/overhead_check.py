@@ -133,8 +133,15 @@ def hand_keras(threads: int) -> float:
                               keras.layers.Dense(512, activation="relu"), keras.layers.Dense(10)])
     model.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-7),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    convert = keras.ops.convert_to_tensor
-    return _time_epochs(lambda x, y: (convert(x), convert(y)), model.train_on_batch, lambda: None)
+
+    def convert(x, y):
+        batch = keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y)
+        if keras.backend.backend() == "jax":  # asynchronous copies: done before the clock starts
+            import jax
+            jax.block_until_ready(batch)
+        return batch
+
+    return _time_epochs(convert, model.train_on_batch, lambda: None)
 
 
 def hand_jax(threads: int) -> float:
@@ -162,7 +169,8 @@ def hand_jax(threads: int) -> float:
     def step(x, y):
         state[0], state[1], _ = update(state[0], state[1], x, y)
 
-    return _time_epochs(lambda x, y: (jax.device_put(x), jax.device_put(y)), step,
+    # device_put is asynchronous: wait for each copy, so that none is paid inside a timed block.
+    return _time_epochs(lambda x, y: jax.block_until_ready((jax.device_put(x), jax.device_put(y))), step,
                         lambda: jax.block_until_ready(state[0]))
 
 

@@ -83,9 +83,10 @@ def forward(spec: WorkloadSpec, params: Sequence[Any], x: Any) -> Any:
 def loss_expression(spec: WorkloadSpec, logits: Any, y: Any) -> Any:
     """Mean loss from logits, in the numerically stable forms."""
     if spec.loss == "softmax_cross_entropy":
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_probs = shifted - T.log(T.exp(shifted).sum(axis=1, keepdims=True))
-        return -log_probs[T.arange(y.shape[0]), y].mean()
+        # Theano's fused op (the one `categorical_crossentropy(softmax(z), y)` is rewritten into):
+        # it computes -z[y] + max(z) + log(sum(exp(z - max(z)))), stable, and its gradient is one
+        # op; a log-softmax written out in elementwise ops ran about 3% slower on the MLP.
+        return T.nnet.crossentropy_softmax_1hot(logits, y)[0].mean()
     z = logits[:, 0]
     return (T.nnet.relu(z) - z * y + T.log1p(T.exp(-abs(z)))).mean()
 

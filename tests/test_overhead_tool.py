@@ -1,20 +1,28 @@
-"""The overhead check's hand-loop timer must train what the harness trains: every batch of every
-epoch once, in order, the very first step untimed."""
+"""The overhead check's hand loop must train what the harness trains: every batch of every epoch
+once, in order, the very first step alone and untimed, each block between two barriers."""
 from tools import overhead_check
 
 
 def test_hand_loop_trains_each_batch_once_per_epoch(data_dir, monkeypatch):
     monkeypatch.setenv("BENCH_DATA_DIR", str(data_dir))
-    seen, timed = [], []
-    clock = iter(range(10**6))
-    monkeypatch.setattr(overhead_check.time, "perf_counter", lambda: next(clock) * 0.01)
+    seen, barriers = [], []
 
-    def step(x, y):
-        seen.append(int(y[0]) * 10**6 + int(x[0].sum()))
+    def fingerprint(x, y):
+        return int(y[0]) * 10**6 + int(x[0].sum())
 
-    mean, median = overhead_check._time_epochs(lambda x, y: (x, y), step, lambda: timed.append(len(seen)))
+    loop = overhead_check.HandLoop(lambda x, y: (x, y), lambda x, y: seen.append(fingerprint(x, y)),
+                                   lambda: barriers.append(len(seen)))
     epochs = list(overhead_check._epochs())
-    expected = [int(y[0]) * 10**6 + int(x[0].sum()) for _, batches in epochs for x, y in batches]
-    assert seen == expected
-    assert timed[0] == 1  # the first step's barrier comes before any timed block
-    assert mean > 0 and median > 0
+    total = sum(len(batches) for batches in epochs)
+    sizes = [1, 5, 40, 37]  # block sizes as the harness's trial might ask for them
+    while len(seen) < total:
+        loop.run(sizes[min(len(barriers) // 2, len(sizes) - 1)])
+    assert seen == [fingerprint(x, y) for batches in epochs for x, y in batches]
+    assert barriers[:2] == [0, 1] and loop.first_seconds is not None  # the first step, on its own
+    assert sum(steps for steps, _ in loop.blocks) == total - 1
+    assert all(seconds >= 0 for _, seconds in loop.blocks)
+    per_epoch = len(epochs[0])
+    done = 1
+    for steps, _ in loop.blocks:  # no block spans two epochs (each epoch is converted untimed first)
+        assert done // per_epoch == (done + steps - 1) // per_epoch
+        done += steps

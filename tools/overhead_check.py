@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """Does the harness cost anything? Compare its mnist_mlp throughput with a minimal hand-written loop.
 
-For each installed framework, runs (each in a fresh process with the same thread settings) a plain
-training loop written the way a user would, then the harness's own trial of the same workload,
-and prints harness / hand-written. Both run the quick profile's three epochs on the same batches
-in the same order, converted to tensors before each epoch's clock starts, and leave out the very
-first step. Two figures are compared, each computed the same way on both sides: the mean rate
-(all samples over all timed seconds, what a user's own loop usually prints) and the median rate
-over blocks of about 0.2 s (the harness's reported steady-state figure).
+For each installed framework, a child process (the trial's environment, threads and core
+affinity) runs the harness's trial body (`harness.trial.run`, with its staging, block timing and
+untimed evaluations) and, after each of the harness's timed blocks, a block of the same number of
+steps of a plain training loop written the way a user would, on the same batches in the same
+order. Interleaving in 0.2 s blocks matters on a shared machine: its speed drifts by 5-15% over
+tens of seconds, within a process and between processes, so loops timed one after the other
+(even alternating whole processes) differ by more than the 3% this check must resolve, while
+neighbouring blocks see the same machine.
 
-    .venv/bin/python tools/overhead_check.py [-f pytorch -f tensorflow ...] [--rounds 3]
+Both sides leave out their very first step (compilation) and convert each epoch's batches before
+timing it. Per framework, pooled over `--rounds` processes, it prints harness / hand for the mean
+rate (all samples over all timed seconds, what a user's own loop prints) and for the median block
+rate (the harness's reported figure), and the median of the per-pair ratios with its bootstrap CI.
+
+    .venv/bin/python tools/overhead_check.py [-f pytorch -f tensorflow ...] [--rounds 2] [--threads 1]
 """
 from __future__ import annotations
 
@@ -18,9 +24,9 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -28,13 +34,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from adapters import FRAMEWORKS, label  # noqa: E402
-from harness.launch import child_env, launch  # noqa: E402
-from harness.record import TrialSpec  # noqa: E402
 from harness import envs  # noqa: E402
+from harness.launch import child_env  # noqa: E402
+from harness.record import TrialRecord, TrialSpec  # noqa: E402
 from harness.threads import pin_to_cores  # noqa: E402
-from harness.trial import next_block_size  # noqa: E402
+from harness.trial import run as run_trial  # noqa: E402
+from reports.stats import median_ci  # noqa: E402
 
 BATCH = 128
+LIMIT = 0.03
 CHOICES = ("pytorch", "tensorflow", "keras:tensorflow", "keras:torch", "keras:jax", "jax", "mxnet", "theano")
 
 
@@ -49,36 +57,42 @@ def _epochs():
     for epoch in range(spec.epochs["quick"]):
         order = batch_order(0, epoch, len(data.x_train))
         x, y = data.x_train[order], data.y_train[order]
-        yield spec, [(x[i * BATCH:(i + 1) * BATCH], y[i * BATCH:(i + 1) * BATCH]) for i in range(n)]
+        yield [(x[i * BATCH:(i + 1) * BATCH], y[i * BATCH:(i + 1) * BATCH]) for i in range(n)]
 
 
-def _time_epochs(convert, step, finish) -> tuple[float, float]:
-    """(mean, median-of-blocks) samples/s over all steps but the very first (the harness reports
-    that one apart too). Blocks sized as the harness sizes them end with a barrier, as in the harness; converting each
-    epoch's batches to tensors happens before its clock starts, as in the harness."""
-    seconds, steps, rates, block = 0.0, 0, [], 1
-    for epoch, (spec, batches) in enumerate(_epochs()):
-        batches = [convert(x, y) for x, y in batches]
-        if epoch == 0:
-            step(*batches[0])
-            finish()
-            batches = batches[1:]
-        i = 0
-        while i < len(batches):
-            chunk = batches[i:i + block]
-            i += len(chunk)
-            start = time.perf_counter()
-            for x, y in chunk:
-                step(x, y)
-            finish()
-            took = time.perf_counter() - start
-            seconds, steps = seconds + took, steps + len(chunk)
-            rates.append(len(chunk) * BATCH / took)
-            block = next_block_size(len(chunk), took)
-    return steps * BATCH / seconds, float(np.median(rates))
+class HandLoop:
+    """A plain training loop over the quick profile's epochs, advanced one timed block at a time.
+
+    `convert` turns a NumPy batch into the framework's tensors (each epoch's, before its steps are
+    timed), `step` trains on one, `finish` waits for queued work (the block's barrier)."""
+
+    def __init__(self, convert: Callable, step: Callable, finish: Callable) -> None:
+        self.convert, self.step, self.finish = convert, step, finish
+        self.epochs = _epochs()
+        self.batches: list = []
+        self.next = 0
+        self.first_seconds: float | None = None  # the very first step, left out as the harness does
+        self.blocks: list[tuple[int, float]] = []  # (steps, seconds)
+
+    def run(self, steps: int) -> None:
+        """Time up to `steps` steps (fewer at an epoch's end) between two barriers."""
+        if self.next == len(self.batches):
+            self.batches, self.next = [self.convert(x, y) for x, y in next(self.epochs)], 0
+        chunk = self.batches[self.next:self.next + (1 if self.first_seconds is None else steps)]
+        self.next += len(chunk)
+        self.finish()
+        start = time.perf_counter()
+        for x, y in chunk:
+            self.step(x, y)
+        self.finish()
+        took = time.perf_counter() - start
+        if self.first_seconds is None:
+            self.first_seconds = took
+        else:
+            self.blocks.append((len(chunk), took))
 
 
-def hand_pytorch(threads: int) -> float:
+def hand_pytorch(threads: int) -> HandLoop:
     import torch
     from torch import nn
 
@@ -92,16 +106,17 @@ def hand_pytorch(threads: int) -> float:
         loss.backward()
         opt.step()
 
-    return _time_epochs(lambda x, y: (torch.from_numpy(x), torch.from_numpy(y)), step, lambda: None)
+    return HandLoop(lambda x, y: (torch.from_numpy(x), torch.from_numpy(y)), step, lambda: None)
 
 
-def hand_tensorflow(threads: int) -> float:
+def hand_tensorflow(threads: int) -> HandLoop:
     import tensorflow as tf
 
     from workloads import get_workload
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    if tf.config.threading.get_intra_op_parallelism_threads() != threads:  # the adapter may have set it
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
     params = [tf.Variable(w) for w in get_workload("mnist_mlp").init_weights(0)]
     slots = [(tf.Variable(tf.zeros_like(p)), tf.Variable(tf.zeros_like(p))) for p in params]
     b1p, b2p = tf.Variable(0.9), tf.Variable(0.999)
@@ -122,11 +137,11 @@ def hand_tensorflow(threads: int) -> float:
         b2p.assign(b2p * 0.999)
         return loss
 
-    return _time_epochs(lambda x, y: (tf.constant(x), tf.constant(y)), lambda x, y: last.append(step(x, y)),
+    return HandLoop(lambda x, y: (tf.constant(x), tf.constant(y)), lambda x, y: last.append(step(x, y)),
                         lambda: last[-1].numpy() if last else None)
 
 
-def hand_keras(threads: int) -> float:
+def hand_keras(threads: int) -> HandLoop:
     import keras
 
     model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(512, activation="relu"),
@@ -141,10 +156,10 @@ def hand_keras(threads: int) -> float:
             jax.block_until_ready(batch)
         return batch
 
-    return _time_epochs(convert, model.train_on_batch, lambda: None)
+    return HandLoop(convert, model.train_on_batch, lambda: None)
 
 
-def hand_jax(threads: int) -> float:
+def hand_jax(threads: int) -> HandLoop:
     import jax
     import jax.numpy as jnp
     import optax
@@ -170,11 +185,11 @@ def hand_jax(threads: int) -> float:
         state[0], state[1], _ = update(state[0], state[1], x, y)
 
     # device_put is asynchronous: wait for each copy, so that none is paid inside a timed block.
-    return _time_epochs(lambda x, y: jax.block_until_ready((jax.device_put(x), jax.device_put(y))), step,
+    return HandLoop(lambda x, y: jax.block_until_ready((jax.device_put(x), jax.device_put(y))), step,
                         lambda: jax.block_until_ready(state[0]))
 
 
-def hand_mxnet(threads: int) -> float:
+def hand_mxnet(threads: int) -> HandLoop:
     import mxnet as mx
     from mxnet import autograd, gluon
 
@@ -202,10 +217,10 @@ def hand_mxnet(threads: int) -> float:
         mx.nd.waitall()
         losses.clear()
 
-    return _time_epochs(lambda x, y: (mx.nd.array(x), mx.nd.array(y)), step, finish)
+    return HandLoop(lambda x, y: (mx.nd.array(x), mx.nd.array(y)), step, finish)
 
 
-def hand_theano(threads: int) -> float:
+def hand_theano(threads: int) -> HandLoop:
     import adapters.theano  # noqa: F401 - the same THEANO_FLAGS (BLAS, OpenMP) as the adapter's
     import numpy as np
     import theano
@@ -230,39 +245,66 @@ def hand_theano(threads: int) -> float:
         v1 = T.constant(0.999, dtype="float32") * v + T.constant(0.001, dtype="float32") * T.sqr(g)
         updates += [(m, m1), (v, v1), (p, p - lr * m1 / (T.sqrt(v1) + T.constant(1e-7, dtype="float32")))]
     step = theano.function([x, y], loss, updates=updates)
-    return _time_epochs(lambda xb, yb: (xb, yb.astype(np.int32)), step, lambda: None)
+    return HandLoop(lambda xb, yb: (xb, yb.astype(np.int32)), step, lambda: None)
 
 
 HAND = {"pytorch": hand_pytorch, "tensorflow": hand_tensorflow, "keras": hand_keras, "jax": hand_jax,
         "mxnet": hand_mxnet, "theano": hand_theano}
 
 
-def run_hand(name: str, threads: int, data_dir: str | None) -> tuple[float, float]:
-    framework, _, variant = name.partition(":")
-    trial = TrialSpec(trial_id="hand", framework=framework, variant=variant or "default", label=name, adapter="",
-                      workload="mnist_mlp", dataset="mnist", profile="quick", device="cpu", threads=threads,
-                      seed=0, repeat=0, data_dir=data_dir)
-    env = child_env(trial.framework, trial.variant, trial.device, trial.threads)
-    python = envs.interpreter(trial.framework, trial.variant, envs.base_dir())
-    out = subprocess.run([python, __file__, "--hand", framework, "--threads", str(threads)],
-                         env=env, cwd=ROOT, capture_output=True, text=True, check=True)
-    mean, median = out.stdout.strip().splitlines()[-1].split()
-    return float(mean), float(median)
-
-
-def run_harness(name: str, threads: int, data_dir: str | None, work: Path, round_: int) -> tuple[float, float]:
+def paired_trial(name: str, threads: int, data_dir: str | None, round_: int) -> dict[str, Any]:
+    """In this process: the harness's trial of mnist_mlp, with a hand-loop block after each of its
+    blocks (through the trial's progress callback, which the harness calls between blocks, untimed).
+    The hand loop is built after the harness's first step, so that the adapter applies the thread
+    settings first, as in a trial of its own."""
     framework, _, variant = name.partition(":")
     variant = variant or "default"
-    trial = TrialSpec(trial_id=f"{framework}.{variant}.{round_}", framework=framework, variant=variant,
+    trial = TrialSpec(trial_id=f"overhead.{framework}.{variant}.{round_}", framework=framework, variant=variant,
                       label=label(framework, variant), adapter=FRAMEWORKS[framework].adapter, workload="mnist_mlp",
                       dataset="mnist", profile="quick", device="cpu", threads=threads, seed=0, repeat=round_,
                       data_dir=data_dir)
-    record = launch(trial, work, "overhead", python=envs.interpreter(framework, variant, envs.base_dir()))
-    if record.status != "ok":
-        raise RuntimeError(f"{name}: harness trial {record.status}: {record.reason}")
-    from reports.aggregate import block_throughputs, mean_throughput
+    record = TrialRecord.not_run(trial, "overhead", status="error", reason="")
+    hand: list[HandLoop] = []
 
-    return mean_throughput(record), float(np.median(block_throughputs(record)))
+    def after_block(force: bool = False, **state: object) -> None:
+        if force:  # the end of training, not a block
+            return
+        if not hand:
+            hand.append(HAND[framework](threads))
+        hand[0].run(record.blocks[-1].steps if record.blocks else record.first_block.steps)
+
+    run_trial(trial, record, after_block)
+    return {"harness": [[b.steps, b.seconds] for b in record.blocks], "hand": hand[0].blocks}
+
+
+def run_round(name: str, threads: int, data_dir: str | None, round_: int) -> dict[str, Any]:
+    """One paired trial in a child with the trial's environment and interpreter."""
+    framework, _, variant = name.partition(":")
+    variant = variant or "default"
+    out = subprocess.run([envs.interpreter(framework, variant, envs.base_dir()), __file__, "--pair", name,
+                          "--threads", str(threads), "--round", str(round_)],
+                         env=child_env(framework, variant, "cpu", threads), cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{name}: paired trial failed:\n" + "\n".join(out.stderr.strip().splitlines()[-10:]))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Harness / hand for the mean and the median rate (pooled over rounds), and per-pair ratios."""
+    def rates(side: str) -> list[np.ndarray]:
+        return [np.array([steps * BATCH / seconds for steps, seconds in r[side]]) for r in rounds]
+
+    def mean(side: str) -> float:
+        return sum(s for r in rounds for s, _ in r[side]) * BATCH / sum(t for r in rounds for _, t in r[side])
+
+    hand, harness = rates("hand"), rates("harness")
+    pairs = [b / h for b, h in zip(harness, hand)]
+    return {
+        "mean": (mean("hand"), mean("harness")),
+        "median": (float(np.median(np.concatenate(hand))), float(np.median(np.concatenate(harness)))),
+        "pairs": (float(np.median(np.concatenate(pairs))), *median_ci(pairs)),
+        "blocks": sum(len(p) for p in pairs),
+    }
 
 
 def _available(name: str) -> bool:
@@ -273,36 +315,35 @@ def _available(name: str) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-f", "--framework", action="append", choices=CHOICES, default=[])
-    parser.add_argument("--rounds", type=int, default=3, help="alternating hand/harness rounds (medians compared)")
+    parser.add_argument("--rounds", type=int, default=2, help="paired processes per framework (pooled)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="threads for both sides (default 1: on a shared 2-core machine two-thread rates jump "
-                             "between levels for seconds at a time, and the harness's own cost does not depend on "
-                             "threads)")
-    parser.add_argument("--hand", help=argparse.SUPPRESS)
+                        help="threads for both sides (default 1: the harness's own cost does not depend on threads, "
+                             "and on a shared 2-core machine one thread is the steadier measure)")
+    parser.add_argument("--save", type=Path, help="write every round's blocks (steps, seconds) to this JSON file")
+    parser.add_argument("--pair", help=argparse.SUPPRESS)
+    parser.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.hand:
-        pin_to_cores(args.threads)  # as the harness's trial does, before any framework starts threads
-        print(*HAND[args.hand](args.threads))
-        return 0
     data_dir = os.environ.get("BENCH_DATA_DIR")
+    if args.pair:
+        pin_to_cores(args.threads)  # as the harness's trial does, before any framework starts threads
+        print(json.dumps(paired_trial(args.pair, args.threads, data_dir, args.round)))
+        return 0
     names = args.framework or [n for n in CHOICES if _available(n)]
-    worst = 0.0
-    with tempfile.TemporaryDirectory() as tmp:
-        print(f"{'framework':<18} {'figure':<7} {'hand samples/s':>15} {'harness samples/s':>18} {'harness/hand':>13}")
-        for name in names:
-            hand, harness = [], []
-            for round_ in range(args.rounds):  # alternate, so drift on a shared machine hits both
-                hand.append(run_hand(name, args.threads, data_dir))
-                harness.append(run_harness(name, args.threads, data_dir, Path(tmp), round_))
-            for i, figure in enumerate(("mean", "median")):
-                h = float(np.median([v[i] for v in hand]))
-                b = float(np.median([v[i] for v in harness]))
-                worst = max(worst, abs(b / h - 1))
-                print(f"{name:<18} {figure:<7} {h:>15,.0f} {b:>18,.0f} {b / h:>12.3f}x   rounds: "
-                      + json.dumps({"hand": [round(v[i]) for v in hand], "harness": [round(v[i]) for v in harness]}),
-                      flush=True)
-    print(f"largest deviation: {worst:.1%} (limit 3%)")
-    return 0 if worst <= 0.03 else 1
+    worst, saved = 0.0, {}
+    print(f"{'framework':<17} {'hand mean':>10} {'harness':>8} {'ratio':>6}   {'hand median':>11} {'harness':>8} "
+          f"{'ratio':>6}   {'per-pair ratio [95% CI]':<24} blocks")
+    for name in names:
+        saved[name] = [run_round(name, args.threads, data_dir, r) for r in range(args.rounds)]
+        if args.save:
+            args.save.write_text(json.dumps(saved))
+        s = summarize(saved[name])
+        (hm, bm), (hd, bd), (pr, lo, hi) = s["mean"], s["median"], s["pairs"]
+        worst = max(worst, abs(bm / hm - 1), abs(bd / hd - 1))
+        print(f"{name:<17} {hm:>10,.0f} {bm:>8,.0f} {bm / hm:>6.3f}   {hd:>11,.0f} {bd:>8,.0f} {bd / hd:>6.3f}   "
+              f"{pr:.3f} [{lo:.3f}, {hi:.3f}]{'':<6} {s['blocks']}", flush=True)
+    print(f"largest deviation of harness from hand: {worst:.1%} (limit {LIMIT:.0%}); samples/s, {args.threads} "
+          f"thread(s), {args.rounds} round(s)")
+    return 0 if worst <= LIMIT else 1
 
 
 if __name__ == "__main__":

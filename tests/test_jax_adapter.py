@@ -1,0 +1,28 @@
+"""The JAX adapter's jitted step compiles once: a second compilation at step two (an argument
+whose placement changed after the first step) would be timed as steady state."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+
+from adapters.jax import JaxAdapter  # noqa: E402
+from workloads import get_workload  # noqa: E402
+
+
+@pytest.mark.parametrize("workload", ["xor", "mnist_mlp"])
+def test_the_train_step_compiles_once(workload):
+    spec = get_workload(workload)
+    adapter = JaxAdapter("default", "cpu", 1)
+    adapter.setup()
+    adapter.build(spec, spec.init_weights(0))
+    rng = np.random.default_rng(0)
+    n = 4 * spec.batch_size
+    x = rng.random((n, *spec.input_shape), dtype=np.float32)
+    y = rng.integers(0, 2 if spec.loss == "binary_cross_entropy" else 10, n).astype(np.uint8)
+    adapter.stage(x, y)
+    for i in range(adapter.n_batches):
+        adapter.train_step(i)
+    adapter.synchronize()
+    assert adapter._step._cache_size() == 1

@@ -14,8 +14,9 @@ from adapters.base import Adapter, SkipTrial, split_batches
 from workloads.spec import WorkloadSpec
 
 
-def forward(spec: WorkloadSpec, params: Sequence[jax.Array], x: jax.Array) -> jax.Array:
-    """Logits for NHWC (or flat) inputs; kernels in the spec's layouts, so no conversion is needed."""
+def forward(spec: WorkloadSpec, params: Sequence[jax.Array], x: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    """Logits for NHWC (or flat) inputs; kernels in the spec's layouts, so no conversion is needed.
+    With a PRNG `key` (training) dropout draws its masks; without one it is the identity."""
     it = iter(params)
     for layer in spec.layers:
         if layer.kind == "dense":
@@ -34,13 +35,16 @@ def forward(spec: WorkloadSpec, params: Sequence[jax.Array], x: jax.Array) -> ja
             x = jnp.tanh(x)
         elif layer.kind == "sigmoid":
             x = jax.nn.sigmoid(x)
-        elif layer.kind == "dropout":
-            raise NotImplementedError("dropout is not implemented in the JAX adapter")
+        elif layer.kind == "dropout" and key is not None and layer.rate > 0:
+            key, sub = jax.random.split(key)
+            keep = 1.0 - layer.rate
+            x = jnp.where(jax.random.bernoulli(sub, keep, x.shape), x / keep, 0.0)
     return x
 
 
-def loss_fn(spec: WorkloadSpec, params: Sequence[jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
-    logits = forward(spec, params, x)
+def loss_fn(spec: WorkloadSpec, params: Sequence[jax.Array], x: jax.Array, y: jax.Array,
+            key: jax.Array | None = None) -> jax.Array:
+    logits = forward(spec, params, x, key)
     if spec.loss == "softmax_cross_entropy":
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
     return optax.sigmoid_binary_cross_entropy(logits[:, 0], y).mean()
@@ -83,11 +87,15 @@ class JaxAdapter(Adapter):
         # which made the second step a second compilation (0.5 s, inside the steady state).
         self.opt_state = jax.device_put(optimizer.init(self.params), self.dev)
 
-        @partial(jax.jit, donate_argnums=(0, 1))
-        def step(params, opt_state, x, y):
-            loss, grads = jax.value_and_grad(partial(loss_fn, spec))(params, x, y)
+        dropout = any(layer.kind == "dropout" for layer in spec.layers)
+        self.key = jax.device_put(jax.random.key(0), self.dev)  # dropout masks only
+
+        @partial(jax.jit, donate_argnums=(0, 1, 2))
+        def step(params, opt_state, key, x, y):
+            key, sub = jax.random.split(key) if dropout else (key, None)
+            loss, grads = jax.value_and_grad(partial(loss_fn, spec))(params, x, y, sub)
             updates, opt_state = optimizer.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, loss
+            return optax.apply_updates(params, updates), opt_state, key, loss
 
         self._step = step
         self._predict = jax.jit(partial(forward, spec))
@@ -105,7 +113,7 @@ class JaxAdapter(Adapter):
 
     def train_step(self, i: int) -> jax.Array:
         x, y = self.batches[i]
-        self.params, self.opt_state, loss = self._step(self.params, self.opt_state, x, y)
+        self.params, self.opt_state, self.key, loss = self._step(self.params, self.opt_state, self.key, x, y)
         return loss
 
     def synchronize(self) -> None:

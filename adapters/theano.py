@@ -50,14 +50,16 @@ import numpy as np  # noqa: E402
 import theano  # noqa: E402
 import theano.tensor as T  # noqa: E402
 from theano.tensor.nnet import conv2d  # noqa: E402
+from theano.sandbox.rng_mrg import MRG_RandomStreams  # noqa: E402
 from theano.tensor.signal.pool import pool_2d  # noqa: E402
 
 from adapters.base import Adapter, SkipTrial, hwio_to_oihw  # noqa: E402
 from workloads.spec import WorkloadSpec  # noqa: E402
 
 
-def forward(spec: WorkloadSpec, params: Sequence[Any], x: Any) -> Any:
-    """Symbolic logits; x is NCHW for images, conv kernels (out, in, kh, kw)."""
+def forward(spec: WorkloadSpec, params: Sequence[Any], x: Any, rng: MRG_RandomStreams | None = None) -> Any:
+    """Symbolic logits; x is NCHW for images, conv kernels (out, in, kh, kw). With random streams
+    (the training graph) dropout draws its masks; without them (prediction) it is the identity."""
     it = iter(params)
     for layer in spec.layers:
         if layer.kind == "dense":
@@ -75,8 +77,9 @@ def forward(spec: WorkloadSpec, params: Sequence[Any], x: Any) -> Any:
             x = T.tanh(x)
         elif layer.kind == "sigmoid":
             x = T.nnet.sigmoid(x)
-        elif layer.kind == "dropout":
-            raise NotImplementedError("dropout is not implemented in the Theano adapter")
+        elif layer.kind == "dropout" and rng is not None and layer.rate > 0:
+            keep = 1.0 - layer.rate
+            x = x * rng.binomial(size=x.shape, p=keep, dtype="float32") / T.constant(keep, dtype="float32")
     return x
 
 
@@ -144,6 +147,9 @@ class TheanoAdapter(Adapter):
         self.x = T.TensorType("float32", (False,) * ndim)("x")
         self.y = T.ivector("y") if spec.loss == "softmax_cross_entropy" else T.fvector("y")
         self.logits = forward(spec, self.params, self.x)
+        # Training has its own graph when dropout draws masks (their state updates with each call).
+        dropout = any(layer.kind == "dropout" for layer in spec.layers)
+        self.train_logits = forward(spec, self.params, self.x, MRG_RandomStreams(1)) if dropout else self.logits
         self.data_x = self.data_y = None
         self._train = self._predict = None  # compiled on first use: compilation is first-step time
 
@@ -166,7 +172,7 @@ class TheanoAdapter(Adapter):
             self.data_y.set_value(ys, borrow=True)
 
     def _compile_train(self) -> None:
-        loss = loss_expression(self.spec, self.logits, self.y)
+        loss = loss_expression(self.spec, self.train_logits, self.y)
         grads = T.grad(loss, self.params)
         i = T.lscalar("i")
         bs = self.spec.batch_size

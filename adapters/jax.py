@@ -87,12 +87,11 @@ class JaxAdapter(Adapter):
         # which made the second step a second compilation (0.5 s, inside the steady state).
         self.opt_state = jax.device_put(optimizer.init(self.params), self.dev)
 
-        dropout = any(layer.kind == "dropout" for layer in spec.layers)
         self.key = jax.device_put(jax.random.key(0), self.dev)  # dropout masks only
 
         @partial(jax.jit, donate_argnums=(0, 1, 2))
         def step(params, opt_state, key, x, y):
-            key, sub = jax.random.split(key) if dropout else (key, None)
+            key, sub = jax.random.split(key) if spec.has_dropout else (key, None)
             loss, grads = jax.value_and_grad(partial(loss_fn, spec))(params, x, y, sub)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, key, loss

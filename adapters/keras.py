@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from functools import partial
 from typing import Any, Sequence
 
 import keras
@@ -23,29 +22,21 @@ def build_model(spec: WorkloadSpec) -> keras.Sequential:
     that layer's `activation`, as Keras code is written (a separate Activation layer costs a
     layer call per step, measurable on the eager torch backend)."""
     model = keras.Sequential([keras.Input(shape=tuple(spec.input_shape))])
-    pending = None  # a dense/conv layer waiting to see whether an activation follows
-    for layer in spec.layers:
-        if pending is not None and layer.kind in ACTIVATIONS:
-            model.add(pending(activation=layer.kind))
-            pending = None
-            continue
-        if pending is not None:
-            model.add(pending(activation=None))
-            pending = None
+    kinds = [layer.kind for layer in spec.layers] + [None]
+    for i, layer in enumerate(spec.layers):
+        fused = kinds[i + 1] if kinds[i + 1] in ACTIVATIONS else None
         if layer.kind == "dense":
-            pending = partial(layers.Dense, layer.units)
+            model.add(layers.Dense(layer.units, activation=fused))
         elif layer.kind == "conv2d":
-            pending = partial(layers.Conv2D, layer.filters, layer.kernel, padding="valid")
+            model.add(layers.Conv2D(layer.filters, layer.kernel, padding="valid", activation=fused))
         elif layer.kind == "maxpool":
             model.add(layers.MaxPooling2D(layer.pool))
         elif layer.kind == "flatten":
             model.add(layers.Flatten())  # channels_last: (h, w, c) order, as the spec
         elif layer.kind == "dropout":
             model.add(layers.Dropout(layer.rate))
-        else:
+        elif i == 0 or not spec.layers[i - 1].has_weights:  # otherwise fused into that layer
             model.add(layers.Activation(layer.kind))
-    if pending is not None:
-        model.add(pending(activation=None))
     return model
 
 

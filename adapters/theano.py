@@ -148,8 +148,8 @@ class TheanoAdapter(Adapter):
         self.y = T.ivector("y") if spec.loss == "softmax_cross_entropy" else T.fvector("y")
         self.logits = forward(spec, self.params, self.x)
         # Training has its own graph when dropout draws masks (their state updates with each call).
-        dropout = any(layer.kind == "dropout" for layer in spec.layers)
-        self.train_logits = forward(spec, self.params, self.x, MRG_RandomStreams(1)) if dropout else self.logits
+        self.train_logits = (forward(spec, self.params, self.x, MRG_RandomStreams(1)) if spec.has_dropout
+                             else self.logits)
         self.data_x = self.data_y = None
         self._train = self._predict = None  # compiled on first use: compilation is first-step time
 

@@ -111,6 +111,12 @@ class WorkloadSpec:
             raise ValueError(f"workload {self.name!r} has no epochs for profile(s) {missing}")
 
     # ---- shapes and sizes -------------------------------------------------------------------
+    @property
+    def has_dropout(self) -> bool:
+        """Whether training draws random masks (frameworks without layer objects then need a
+        random state and a training graph apart from prediction's)."""
+        return any(layer.kind == "dropout" and layer.rate > 0 for layer in self.layers)
+
     def shapes(self) -> list[tuple[int, ...]]:
         """Activation shape (without batch) after each layer, starting with the input."""
         shape = tuple(self.input_shape)

@@ -20,7 +20,7 @@ from adapters import (ENVIRONMENTS, FRAMEWORKS, all_labels, environment_of, inst
                       missing_modules, parse_selection)
 from harness import environment, envs
 from harness.launch import launch
-from harness.peak import best_of, matmul_peak
+from harness.peak import best_of, machine_speed, matmul_peak
 from harness.plan import RunOptions, plan
 from harness.record import TrialRecord, write_json
 from harness.threads import default_threads
@@ -335,7 +335,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 write_json(run_dir / "records" / f"{trial.trial_id}.json", record.to_dict(), overwrite=False)
             else:
                 record = launch(trial, run_dir, run_id, python=envs.interpreter(trial.framework, trial.variant, base),
-                                on_progress=show)
+                                on_progress=show, machine_gflops=machine_speed(trial.threads))
             records.append(record)
             if bar.disable:
                 log.info("%s %s %s: %s", trial.label, trial.workload, trial.dataset, record.status)

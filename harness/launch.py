@@ -69,8 +69,9 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def launch(trial: TrialSpec, run_dir: Path, run_id: str, python: str = sys.executable,
-           on_progress: ProgressCallback | None = None) -> TrialRecord:
-    """Run one trial in a fresh process and return its record (also stored in run_dir/records)."""
+           on_progress: ProgressCallback | None = None, machine_gflops: float | None = None) -> TrialRecord:
+    """Run one trial in a fresh process and return its record (also stored in run_dir/records).
+    `machine_gflops`: the machine's speed measured just before (harness.peak.machine_speed)."""
     work = run_dir / "work"
     spec_path, result_path = work / f"{trial.trial_id}.trial.json", work / f"{trial.trial_id}.result.json"
     progress_path = work / f"{trial.trial_id}.progress.json"
@@ -105,6 +106,7 @@ def launch(trial: TrialSpec, run_dir: Path, run_id: str, python: str = sys.execu
         exited.wait()
 
     record = _result(trial, run_id, proc.returncode, result_path, log_path, timed_out)
+    record.machine_gflops = machine_gflops
     write_json(run_dir / "records" / f"{trial.trial_id}.json", record.to_dict(), overwrite=False)
     return record
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 PEAK_SIZE = 2048
 PEAK_REPEATS = 5
 PEAK_MIN_SECONDS = 1.5  # keep multiplying this long: a neighbour that holds a core for a moment is outlasted
+PROBE_SIZE = 512
+PROBE_SECONDS = 0.3
 
 
 def matmul_peak(size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS,
@@ -42,3 +45,22 @@ def best_of(*measurements: dict) -> dict[str, object]:
     all of them kept: the lower one was disturbed by something else on the machine."""
     best = max(measurements, key=lambda m: m["gflops"])
     return {**best, "measurements_gflops": [round(m["gflops"], 1) for m in measurements]}
+
+
+def machine_speed(threads: int, size: int = PROBE_SIZE, seconds: float = PROBE_SECONDS) -> float:
+    """The machine's speed right now: median GFLOP/s of float32 (size x size) products over
+    `seconds`, on `threads` BLAS threads. Taken before every trial, it shows how the shared
+    machine's speed drifted during a run and between runs, which no trial's own spread can show.
+    The median, not the best: it is the contention a trial would have met, not the capacity."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    times = []
+    with threadpool_limits(limits=threads, user_api="blas"):
+        a @ b
+        began = time.perf_counter()
+        while time.perf_counter() - began < seconds:
+            start = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - start)
+    return 2 * size**3 / float(np.median(times)) / 1e9

@@ -107,6 +107,7 @@ class TrialRecord:
     rss_after_build_bytes: int | None = None
     peak_rss_bytes: int | None = None  # the child process's own high-water mark
     device_peak_bytes: int | None = None  # framework's device allocator peak (GPU only)
+    machine_gflops: float | None = None  # the parent's reference matmul just before the trial (harness.peak.machine_speed)
     data_feeding: str = ("device-resident batches, staged per epoch in the harness's order, "
                          "staging untimed; trailing partial batch dropped")
     started_at: str = ""

@@ -8,13 +8,13 @@ import pandas as pd
 
 from adapters import FRAMEWORKS
 from harness.record import TrialRecord
-from reports.stats import median_ci
+from reports.stats import Noise, median_ci, pooled_noise, process_interval
 
 COLUMNS = ["workload", "dataset", "label", "version", "status", "reason", "repeats", "throughput", "throughput_ci_low",
            "throughput_ci_high", "throughput_q1", "throughput_q3", "throughput_mean", "steps_per_s", "first_block_s",
            "latency_p50_s", "latency_p90_s", "latency_p99_s", "test_accuracy", "target_accuracy",
            "steps_to_target", "time_to_target_s", "rss_after_import_bytes", "peak_rss_bytes",
-           "device_peak_bytes", "gflops", "peak_fraction", "param_count", "blocks"]
+           "device_peak_bytes", "gflops", "peak_fraction", "param_count", "blocks", "machine_gflops"]
 
 
 def block_throughputs(record: TrialRecord) -> np.ndarray:
@@ -44,6 +44,15 @@ def framework_version(record: TrialRecord) -> str | None:
     return main
 
 
+def throughput_ci(per_process: list[np.ndarray], noise: Noise) -> tuple[float, float]:
+    """95% interval of a trial's throughput: the hierarchical block bootstrap of the pooled median,
+    widened to the Student-t interval of the per-process medians when there is between-process
+    spread to go on (see `reports.stats`)."""
+    low, high = median_ci(per_process)
+    between = process_interval(per_process, noise)
+    return (min(low, between[0]), max(high, between[1])) if between else (low, high)
+
+
 def _median(values: list[float | int | None]) -> float | None:
     present = [v for v in values if v is not None]
     return float(np.median(present)) if present else None
@@ -54,14 +63,16 @@ def summarize(records: Iterable[TrialRecord], peak_gflops: float | None = None) 
     groups: dict[tuple[str, str, str], list[TrialRecord]] = {}
     for r in records:
         groups.setdefault((r.workload, r.dataset, r.label), []).append(r)
+    per_trial = {key: [block_throughputs(r) for r in group if r.status == "ok"] for key, group in groups.items()}
+    noise = pooled_noise([[p for p in processes if p.size] for processes in per_trial.values()])
     rows = []
     for (workload, dataset, label), group in groups.items():
         ok = [r for r in group if r.status == "ok"]
         failed = [r for r in group if r.status != "ok"]
-        per_process = [block_throughputs(r) for r in ok]
+        per_process = per_trial[workload, dataset, label]
         pooled = np.concatenate(per_process) if ok else np.array([])
         median = float(np.median(pooled)) if pooled.size else None
-        ci_low, ci_high = median_ci(per_process) if pooled.size else (None, None)
+        ci_low, ci_high = throughput_ci([p for p in per_process if p.size], noise) if pooled.size else (None, None)
         q1, q3 = np.percentile(pooled, [25, 75]) if pooled.size else (None, None)
         latencies = np.concatenate([np.asarray(r.latencies_s, dtype=float) for r in ok]) if ok else np.array([])
         p50, p90, p99 = np.percentile(latencies, [50, 90, 99]) if latencies.size else (None, None, None)
@@ -90,6 +101,7 @@ def summarize(records: Iterable[TrialRecord], peak_gflops: float | None = None) 
             "peak_fraction": gflops / peak_gflops if gflops and peak_gflops else None,
             "param_count": first.param_count if first else None,
             "blocks": int(pooled.size),
+            "machine_gflops": _median([r.machine_gflops for r in group]),
         })
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return frame.sort_values(["workload", "dataset", "throughput"], ascending=[True, True, False],

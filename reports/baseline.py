@@ -66,8 +66,10 @@ def trial_samples(records: list[TrialRecord]) -> dict[str, dict]:
         entry = trials.setdefault(trial_key(r), {
             "workload": r.workload, "dataset": r.dataset, "label": r.label, "statuses": [],
             "target_accuracy": r.target_accuracy, "version": framework_version(r),
-            "samples": {name: [] for name in METRICS}})
+            "samples": {name: [] for name in METRICS}, "machine_gflops": []})
         entry["statuses"].append(r.status)
+        if r.machine_gflops:
+            entry["machine_gflops"] += _round([r.machine_gflops])
         if r.status != "ok":
             continue
         s = entry["samples"]
@@ -79,6 +81,12 @@ def trial_samples(records: list[TrialRecord]) -> dict[str, dict]:
                 s[name] += _round([value])
         entry["target_accuracy"] = r.target_accuracy
     return trials
+
+
+def machine_speed(side: dict) -> float | None:
+    """A run's (or baseline's) machine speed: the median of the probes taken before its trials."""
+    probes = [v for trial in side["trials"].values() for v in trial.get("machine_gflops", [])]
+    return float(np.median(probes)) if probes else None
 
 
 def environment_summary(manifest: dict) -> dict:

@@ -28,29 +28,13 @@ from scipy.stats import mannwhitneyu
 from scipy.stats import t as student_t
 from tabulate import tabulate
 
-from reports.baseline import METRICS, per_process
-from reports.stats import bootstrap_medians, segment_means
+from reports.baseline import METRICS, machine_speed, per_process
+from reports.stats import Noise, bootstrap_medians, moderated_sd, pooled_noise, process_logs, segment_means
 
 ALPHA = 0.01
 DEFAULT_THRESHOLD_PCT = 5.0
 DEFAULT_METRICS = ("throughput", "test_accuracy", "peak_rss_bytes")
 RESAMPLES = 2000
-PRIOR_DF = 4  # the most the pooled between-process spread weighs against a trial's own
-
-
-@dataclass(frozen=True)
-class Noise:
-    """The between-process spread of a metric's log values, pooled over the compared trials."""
-    sd: float | None  # None when it cannot be seen (df 0)
-    df: int
-    groups: int  # (trial, side) pairs with more than one process
-
-    def describe(self, metric: str) -> str:
-        if not self.df:
-            return (f"{metric}: one process per trial on each side, so run-to-run noise is not included "
-                    f"(within-run statistics only; use --repeats)")
-        return (f"{metric}: run-to-run spread {self.sd:.1%} (log scale, pooled over {self.groups} trial-side(s) "
-                f"with repeats, {self.df} degrees of freedom)")
 
 
 @dataclass
@@ -79,26 +63,19 @@ class Comparison:
     environment: list[str] = field(default_factory=list)  # how the two environments differ
     thresholds: dict[str, float] = field(default_factory=dict)
     noise: dict[str, Noise] = field(default_factory=dict)  # per metric
+    machine_gflops: tuple[float | None, float | None] = (None, None)  # baseline, current (harness.peak.machine_speed)
 
     @property
     def regressions(self) -> list[Change]:
         return [c for c in self.changes if c.verdict == "regression"]
 
 
-def _logs(processes: list[list[float]]) -> np.ndarray | None:
-    """Log of each process's value (its median sample); None when a value is not positive."""
-    values = np.array([np.median(p) for p in processes], float)
-    return np.log(values) if np.all(values > 0) else None
-
-
-def pooled_noise(sides: list[list[list[float]]]) -> Noise:
-    squares, df, groups = 0.0, 0, 0
-    for processes in sides:
-        logs = _logs(processes)
-        if logs is not None and logs.size > 1:
-            squares += float(((logs - logs.mean()) ** 2).sum())
-            df, groups = df + logs.size - 1, groups + 1
-    return Noise(float(np.sqrt(squares / df)) if df else None, df, groups)
+def describe_noise(metric: str, noise: Noise) -> str:
+    if not noise.df:
+        return (f"{metric}: one process per trial on each side, so run-to-run noise is not included "
+                f"(within-run statistics only; use --repeats)")
+    return (f"{metric}: run-to-run spread {noise.sd:.1%} (log scale, pooled over {noise.groups} trial-side(s) "
+            f"with repeats, {noise.df} degrees of freedom)")
 
 
 def ratio_ci(base: list[list[float]], cur: list[list[float]]) -> tuple[float, float]:
@@ -110,15 +87,10 @@ def ratio_ci(base: list[list[float]], cur: list[list[float]]) -> tuple[float, fl
 
 
 def _between_processes(lb: np.ndarray, lc: np.ndarray, noise: Noise) -> dict:
-    """t-test and interval on the difference of mean log values. The spread is the trial's own
-    between-process spread moderated by the pooled one (weighted by degrees of freedom, the pooled
-    one counting as at most PRIOR_DF), so a trial that is noisier than the rest is judged by its own
-    noise, and one without repeats by everyone's."""
-    own_df = lb.size - 1 + lc.size - 1
+    """t-test and interval on the difference of mean log values, with the trial's own spread
+    moderated by the pooled one (`reports.stats.moderated_sd`)."""
     own_squares = float(((lb - lb.mean()) ** 2).sum() + ((lc - lc.mean()) ** 2).sum())
-    prior_df = min(PRIOR_DF, noise.df)
-    df = prior_df + own_df
-    sd = np.sqrt((prior_df * noise.sd ** 2 + own_squares) / df)
+    sd, df = moderated_sd(own_squares, lb.size - 1 + lc.size - 1, noise)
     estimate = float(lc.mean() - lb.mean())
     se = sd * np.sqrt(1 / lb.size + 1 / lc.size)
     if se == 0:
@@ -143,7 +115,7 @@ def compare_metric(base: list[list[float]], cur: list[list[float]], higher_is_be
     """The statistics and verdict of one metric of one trial: `base` and `cur` hold each process's
     samples in time order; threshold is a fraction (0.05). The figures shown are each side's
     geometric mean over processes of the process's median, so that ratio = current / baseline."""
-    lb, lc = _logs(base), _logs(cur)
+    lb, lc = process_logs(base), process_logs(cur)
     out: dict = {"n_baseline": len(base), "n_current": len(cur)}
     if lb is None or lc is None:
         return {**out, "verdict": "not testable", "note": "a value is not positive"}
@@ -185,7 +157,7 @@ def environment_differences(base: dict, cur: dict) -> list[str]:
 def compare(baseline: dict, current: dict, metrics: tuple[str, ...] = DEFAULT_METRICS,
             thresholds_pct: dict[str, float] | None = None) -> Comparison:
     thresholds = {m: (thresholds_pct or {}).get(m, DEFAULT_THRESHOLD_PCT) for m in metrics}
-    result = Comparison(thresholds=thresholds)
+    result = Comparison(thresholds=thresholds, machine_gflops=(machine_speed(baseline), machine_speed(current)))
     result.environment = environment_differences(baseline.get("environment", {}), current.get("environment", {}))
     base_trials, cur_trials = baseline["trials"], current["trials"]
     result.only_baseline = sorted(set(base_trials) - set(cur_trials))
@@ -260,8 +232,14 @@ def render(result: Comparison, fmt: str) -> str:
              f"(a change counts when p < {ALPHA:g} and its whole 95% CI is beyond the threshold: {thresholds}; "
              f"ratio = current / baseline)."]
     if result.noise:
-        lines = "\n".join(("- " if markdown else "  ") + n.describe(m) for m, n in result.noise.items())
+        lines = "\n".join(("- " if markdown else "  ") + describe_noise(m, n) for m, n in result.noise.items())
         parts.append(f"Noise model (the unit is the process; ratios are of per-process medians):\n{lines}")
+    base_speed, cur_speed = result.machine_gflops
+    if base_speed and cur_speed:
+        parts.append(f"Machine speed (median of a reference matmul taken before each trial): baseline "
+                     f"{base_speed:,.0f}, current {cur_speed:,.0f} GFLOP/s, ratio {cur_speed / base_speed:.3f}. "
+                     f"The machine itself changing speed moves every trial's throughput alike; a throughput "
+                     f"ratio near this one is the machine's, not the code's.")
     if result.environment:
         lines = "\n".join(("- " if markdown else "  ") + d for d in result.environment)
         parts.append(("**Warning: the environments differ**" if markdown else "Warning: the environments differ")

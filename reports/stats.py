@@ -7,15 +7,23 @@ differ from each other, so resampling blocks one by one would give intervals far
 bootstrap here is hierarchical: processes are drawn with replacement, then, within each, runs of
 contiguous blocks (a circular block bootstrap). With a single process only the within-run spread
 can be seen; `--repeats` makes the between-process spread part of the interval.
+
+With a few processes the bootstrap sees too little of that spread (three processes make only ten
+distinct draws), so with repeats the interval is widened to at least the Student-t interval of the
+processes' medians, their spread pooled over all trials of the run (`Noise`): the model that
+`reports.compare` tests with.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from scipy.stats import t as student_t
 
 BOOTSTRAP_RESAMPLES = 2000
+PRIOR_DF = 4  # the most the pooled between-process spread weighs against a trial's own
 
 Sequences = Sequence[Sequence[float]]  # per process, its samples in time order
 
@@ -55,7 +63,11 @@ def bootstrap_medians(samples: np.ndarray | Sequences, resamples: int = BOOTSTRA
     if len(drawn) == 1:
         return np.median(drawn[0], axis=1)
     picks = rng.integers(0, len(drawn), size=(resamples, len(drawn)))
-    return np.array([np.median(np.concatenate([drawn[p][r] for p in picks[r]])) for r in range(resamples)])
+    padded = np.full((len(drawn), resamples, max(d.shape[1] for d in drawn)), np.nan)
+    for p, d in enumerate(drawn):
+        padded[p, :, :d.shape[1]] = d
+    rows = np.arange(resamples)
+    return np.nanmedian(np.concatenate([padded[picks[:, j], rows] for j in range(len(drawn))], axis=1), axis=1)
 
 
 def median_ci(samples: np.ndarray | Sequences, confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
@@ -80,3 +92,55 @@ def segment_means(samples: np.ndarray | Sequences) -> np.ndarray:
         length = block_length(part.size)
         out += [float(part[i:i + length].mean()) for i in range(0, part.size, length)]
     return np.array(out)
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The between-process spread of a metric's log values, pooled over trials."""
+    sd: float | None  # None when it cannot be seen (df 0)
+    df: int
+    groups: int  # trials (or trial-sides) with more than one process
+
+
+def process_logs(processes: Sequence[Sequence[float]]) -> np.ndarray | None:
+    """Log of each process's value (its median sample); None when a value is not positive."""
+    values = np.array([np.median(p) for p in processes], float)
+    return np.log(values) if values.size and np.all(values > 0) else None
+
+
+def pooled_noise(groups: Sequence[Sequence[Sequence[float]]]) -> Noise:
+    """The spread of process medians around their trial's mean, pooled over `groups` (one list of
+    processes per trial)."""
+    squares, df, count = 0.0, 0, 0
+    for processes in groups:
+        logs = process_logs(processes)
+        if logs is not None and logs.size > 1:
+            squares += float(((logs - logs.mean()) ** 2).sum())
+            df, count = df + logs.size - 1, count + 1
+    return Noise(float(np.sqrt(squares / df)) if df else None, df, count)
+
+
+def moderated_sd(own_squares: float, own_df: int, noise: Noise) -> tuple[float, int] | None:
+    """A trial's between-process spread moderated by the pooled one (weighted by degrees of
+    freedom, the pooled one counting as at most PRIOR_DF): a trial noisier than the rest is judged
+    by its own noise, one without repeats by everyone's. (sd, df), or None when nothing is seen."""
+    prior_df = min(PRIOR_DF, noise.df)
+    df = prior_df + own_df
+    if not df:
+        return None
+    return float(np.sqrt((prior_df * (noise.sd or 0.0) ** 2 + own_squares) / df)), df
+
+
+def process_interval(processes: Sequence[Sequence[float]], noise: Noise,
+                     confidence: float = 0.95) -> tuple[float, float] | None:
+    """Student-t interval of the geometric mean of the processes' medians, with the moderated
+    spread; None without any between-process spread to go on."""
+    logs = process_logs(processes)
+    if logs is None:
+        return None
+    spread = moderated_sd(float(((logs - logs.mean()) ** 2).sum()), logs.size - 1, noise)
+    if spread is None:
+        return None
+    sd, df = spread
+    half = float(student_t.ppf(0.5 + confidence / 2, df)) * sd / math.sqrt(logs.size)
+    return float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))

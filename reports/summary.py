@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness.record import TrialRecord
@@ -32,7 +33,9 @@ def settings_lines(manifest: dict) -> list[str]:
         "batches staged on the device per epoch, untimed; throughput is the median over timed blocks "
         "of steps after the first step (which is reported apart as 'first block')",
         "95% CI: block bootstrap of the median (neighbouring blocks drawn together" + (
-            "; processes drawn first, so it includes the spread between repeats)" if (options.get("repeats") or 1) > 1
+            "; processes drawn first), widened to the Student-t interval of the per-process medians, their "
+            "spread pooled over the run's trials, so it includes the spread between repeats"
+            if (options.get("repeats") or 1) > 1
             else "); one process per trial, so it shows within-run noise only: whole processes on a shared "
                  "machine differ by more, use --repeats to include that"),
         f"efficiency: analytic training FLOPs per sample x median throughput, against the machine's "
@@ -44,24 +47,36 @@ def settings_lines(manifest: dict) -> list[str]:
     ]
 
 
-def _all_settings(manifests: list[dict]) -> list[str]:
+def machine_line(records: list[TrialRecord]) -> list[str]:
+    """How the machine's own speed varied from trial to trial (harness.peak.machine_speed)."""
+    speeds = np.array([r.machine_gflops for r in records if r.machine_gflops])
+    if not speeds.size:
+        return []
+    median, low, high = np.median(speeds), speeds.min(), speeds.max()
+    return [f"machine speed before each trial (NumPy 512x512 float32 matmul on the trial's threads, median "
+            f"of 0.3 s): median {median:,.0f} GFLOP/s, trials from {low:,.0f} to {high:,.0f} "
+            f"({low / median - 1:+.0%} to {high / median - 1:+.0%}); a shared machine's drift moves every "
+            f"trial alike, and a run-to-run difference of this size is the machine's, not a framework's"]
+
+
+def _all_settings(manifests: list[dict], records: list[TrialRecord]) -> list[str]:
     if len(manifests) == 1:
-        return settings_lines(manifests[0])
+        return settings_lines(manifests[0]) + machine_line(records)
     return [f"[{label}] {line}" for label, m in zip(run_labels(manifests), manifests) for line in settings_lines(m)]
 
 
-def render_markdown(frame: pd.DataFrame, manifests: list[dict]) -> str:
+def render_markdown(frame: pd.DataFrame, records: list[TrialRecord], manifests: list[dict]) -> str:
     parts = ["# Benchmark summary", workload_tables(frame, markdown=True)]
     trouble = problems(frame, markdown=True)
     if trouble:
         parts += ["## Skipped or failed", trouble + "\n\nFull output of each trial: `logs/<trial>.log`."]
-    parts += ["## Environment and fairness settings", "\n".join(f"- {line}" for line in _all_settings(manifests))]
+    parts += ["## Environment and fairness settings", "\n".join(f"- {line}" for line in _all_settings(manifests, records))]
     return "\n\n".join(parts) + "\n"
 
 
 def render_html(frame: pd.DataFrame, records: list[TrialRecord], manifests: list[dict]) -> str:
     ids = ", ".join(m.get("run_id", "?") for m in manifests)
-    return html.render(frame, records, _all_settings(manifests), "Framework benchmark report",
+    return html.render(frame, records, _all_settings(manifests, records), "Framework benchmark report",
                        f"run{'s' if len(manifests) > 1 else ''} {ids}")
 
 
@@ -74,7 +89,7 @@ def write_reports(run_dirs: list[Path], out_dir: Path, formats: tuple[str, ...] 
     for fmt in formats:
         path = out_dir / FILENAMES[fmt]
         if fmt == "md":
-            path.write_text(render_markdown(frame, manifests))
+            path.write_text(render_markdown(frame, records, manifests))
         elif fmt == "html":
             path.write_text(render_html(frame, records, manifests))
         elif fmt == "csv":

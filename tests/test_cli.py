@@ -89,6 +89,8 @@ def test_run_resume_and_report(tmp_path, monkeypatch, capsys):
                                   "xor.xor.numpy.default.r1", "xor.xor.ghost.default.r1"]
     ghost = json.loads((run_dir / "records" / "xor.xor.ghost.default.r0.json").read_text())
     assert ghost["status"] == "skipped" and "ghost_framework_not_installed not installed" in ghost["reason"]
+    numpy_record = json.loads((run_dir / "records" / "xor.xor.numpy.default.r0.json").read_text())
+    assert numpy_record["machine_gflops"] > 0  # the machine's speed, probed just before the trial
     assert "numpy" in out and "ghost" in out and "skipped" in out
     summary = (run_dir / "summary.md").read_text()
     assert "### xor on xor" in summary and "| numpy " in summary and "## Skipped or failed" in summary

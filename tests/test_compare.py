@@ -13,7 +13,7 @@ import bench
 from harness.record import SCHEMA_VERSION, Block, TrialRecord, write_json
 from reports import gab, history
 from reports.baseline import load_side
-from reports.compare import compare
+from reports.compare import compare, render
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCKS = 25
@@ -23,7 +23,7 @@ NOISE = 0.04  # block-to-block coefficient of variation, as seen on a shared 2-c
 def synthetic_run(folder: Path, name: str, speed: float = 1.0, threads: int = 2, accuracy: float = 0.975,
                   seed: int = 0, when: str = "2026-11-24T00:00:00+00:00", status: str = "ok",
                   labels: tuple[str, ...] = ("pytorch", "tensorflow"), repeats: int = 1,
-                  process_noise: float = 0.0) -> Path:
+                  process_noise: float = 0.0, machine_gflops: float | None = None) -> Path:
     """A run directory whose throughputs are `speed` x a base rate, with lognormal block noise and,
     per process (repeat), a lognormal level of spread `process_noise`, as whole processes on a
     shared machine run faster or slower than each other."""
@@ -43,7 +43,7 @@ def synthetic_run(folder: Path, name: str, speed: float = 1.0, threads: int = 2,
                 versions={"torch": "2.13.0"}, batch_size=128, blocks=blocks if ok else [],
                 first_block=Block(0, 0, 1, 0.5) if ok else None, target_accuracy=0.97,
                 final_test_accuracy=accuracy if ok else None, time_to_target_s=5.0 if ok else None,
-                peak_rss_bytes=900 * 2**20 if ok else None)
+                peak_rss_bytes=900 * 2**20 if ok else None, machine_gflops=machine_gflops)
             write_json(run / "records" / f"{record.trial_id}.json", record.to_dict())
     write_json(run / "manifest.json", {
         "run_id": name, "created_at": when, "options": {"threads": threads, "device": "cpu", "profile": "quick"},
@@ -149,6 +149,19 @@ def test_cli_names_slowed_rows_environment_and_one_sided_trials(tmp_path, capsys
     assert bench.main(["compare", str(base), str(slow), "--metric", "throughput=40"]) == 0
     as_json = json.loads(bench_output(capsys, ["compare", str(base), str(slow), "--format", "json"]))
     assert as_json["regressions"] == 2 and as_json["thresholds"]["throughput"] == 5.0
+
+
+def test_the_machine_speed_of_both_sides_is_stated(tmp_path):
+    """A run on a machine 10% faster overall: compare says so beside the throughput ratios."""
+    base = synthetic_run(tmp_path, "base", seed=1, machine_gflops=90.0)
+    fast = synthetic_run(tmp_path, "fast", speed=1.1, seed=2, machine_gflops=99.0)
+    result = compare(load_side(base), load_side(fast))
+    assert result.machine_gflops == (90.0, 99.0)
+    text = render(result, "text")
+    assert "baseline 90, current 99 GFLOP/s, ratio 1.100" in text
+    unprobed = synthetic_run(tmp_path, "old", seed=3)  # records from before the probe
+    assert compare(load_side(unprobed), load_side(fast)).machine_gflops == (None, 99.0)
+    assert "Machine speed" not in render(compare(load_side(unprobed), load_side(fast)), "text")
 
 
 def bench_output(capsys, args: list[str]) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from reports.aggregate import summarize
 from reports.load import load_manifest, load_records, load_runs, run_frame
-from reports.summary import render_markdown, write_reports
+from reports.summary import machine_line, render_markdown, write_reports
 from reports.tables import problems, workload_tables
 
 GOLDEN = Path(__file__).parent / "data" / "golden_run"
@@ -65,9 +65,18 @@ def test_summary_has_tables_problems_and_settings(tmp_path):
     run = _copy_run(tmp_path)
     path = write_reports([run], run, ("md",))["md"]
     text = path.read_text()
-    assert text == render_markdown(run_frame(GOLDEN), [load_manifest(GOLDEN)])
+    assert text == render_markdown(run_frame(GOLDEN), load_records(GOLDEN), [load_manifest(GOLDEN)])
     assert "## Skipped or failed" in text and "keras:torch / mnist_mlp (mnist): error: RuntimeError" in text
     assert "Test CPU, 2 cores" in text and "threads 2" in text and "git abc123" in text
+
+
+def test_machine_speed_line_states_the_drift_over_the_run():
+    records = load_records(GOLDEN)
+    assert machine_line(records) == []  # records from before the probe
+    for record, speed in zip(records, (100.0, 90.0, 95.0, 104.0)):
+        record.machine_gflops = speed
+    (line,) = machine_line(records)
+    assert "median 98 GFLOP/s, trials from 90 to 104 (-8% to +7%)" in line
 
 
 # ---- report files: formats, pooling, side by side, escaping -----------------------------------

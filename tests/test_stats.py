@@ -1,6 +1,7 @@
 import numpy as np
 
-from reports.stats import median_ci, segment_means
+from reports.aggregate import throughput_ci
+from reports.stats import median_ci, pooled_noise, process_interval, segment_means
 
 
 def test_median_ci_covers_the_true_median_at_about_the_stated_rate():
@@ -66,3 +67,35 @@ def test_repeats_widen_the_interval_by_the_spread_between_processes():
 def test_segment_means_follow_each_process():
     processes = [np.arange(9.0), np.arange(4.0)]
     assert segment_means(processes).tolist() == [1.0, 4.0, 7.0, 0.5, 2.5]  # runs of 3, then of 2
+
+
+def test_few_processes_get_the_student_t_interval_of_their_medians():
+    """Three processes per trial, each off by a process-level factor (sd 5%), nine trials a run:
+    the bootstrap alone draws from too few processes to cover the true level at the stated rate;
+    widened to the t interval with the spread pooled over the run's trials, it does."""
+    rng = np.random.default_rng(5)
+    covered = covered_bootstrap = total = 0
+    for run in range(12):
+        trials = [[100 * np.exp(rng.normal(0, 0.05)) * np.exp(rng.normal(0, 0.02, 30)) for _ in range(3)]
+                  for _ in range(9)]
+        noise = pooled_noise(trials)
+        assert noise.df == 18 and 0.02 < noise.sd < 0.09
+        for processes in trials:
+            low, high = throughput_ci(processes, noise)
+            boot_low, boot_high = median_ci(processes)
+            assert low <= boot_low and high >= boot_high  # only ever widened
+            covered += low <= 100 <= high
+            covered_bootstrap += boot_low <= 100 <= boot_high
+            total += 1
+    assert covered / total >= 0.9
+    assert covered_bootstrap / total <= 0.85
+
+
+def test_process_interval_needs_some_between_process_spread():
+    one = [np.array([100.0, 101.0, 99.0])]
+    assert pooled_noise([one]).df == 0
+    assert process_interval(one, pooled_noise([one])) is None
+    assert throughput_ci(one, pooled_noise([one])) == median_ci(one)
+    others = pooled_noise([[np.array([90.0]), np.array([110.0])]])
+    low, high = process_interval(one, others)  # a trial without repeats is judged by the others' spread
+    assert low < 90 and high > 110

@@ -17,6 +17,18 @@ COLUMNS = ["workload", "dataset", "label", "version", "status", "reason", "repea
            "device_peak_bytes", "gflops", "peak_fraction", "param_count", "blocks", "machine_gflops"]
 
 
+BUSY_FRACTION = 0.5  # a machine probe under this share of the run's median: something else held the machine
+
+
+def busy_machine(records: list[TrialRecord]) -> list[TrialRecord]:
+    """The trials that started while the machine ran at under BUSY_FRACTION of its median speed
+    over these records (`machine_gflops`). A 0.3 s probe also catches blips (0.54 seen on a quiet
+    run), so this marks suspects, not proven disturbances."""
+    speeds = [r.machine_gflops for r in records if r.machine_gflops]
+    median = float(np.median(speeds)) if speeds else 0.0
+    return [r for r in records if r.machine_gflops and r.machine_gflops < BUSY_FRACTION * median]
+
+
 def block_throughputs(record: TrialRecord) -> np.ndarray:
     """Samples per second of each steady-state block."""
     if not record.blocks or not record.batch_size:
@@ -64,7 +76,12 @@ def summarize(records: Iterable[TrialRecord], peak_gflops: float | None = None) 
     for r in records:
         groups.setdefault((r.workload, r.dataset, r.label), []).append(r)
     per_trial = {key: [block_throughputs(r) for r in group if r.status == "ok"] for key, group in groups.items()}
-    noise = pooled_noise([[p for p in processes if p.size] for processes in per_trial.values()])
+    # The pooled spread is the run's ordinary process-to-process noise: a process that started on a
+    # busy machine stays in its own trial (widening its interval) but not in the pool, where it
+    # would widen every trial's (one at 4% of its repeats' speed was seen).
+    suspects = {id(r) for r in busy_machine([r for group in groups.values() for r in group])}
+    noise = pooled_noise([[block_throughputs(r) for r in group if r.status == "ok" and r.blocks and id(r) not in suspects]
+                          for group in groups.values()])
     rows = []
     for (workload, dataset, label), group in groups.items():
         ok = [r for r in group if r.status == "ok"]

@@ -9,6 +9,7 @@ import pandas as pd
 
 from harness.record import TrialRecord
 from reports import export, html
+from reports.aggregate import BUSY_FRACTION, busy_machine
 from reports.load import load_runs, run_labels
 from reports.tables import problems, workload_tables
 
@@ -48,15 +49,23 @@ def settings_lines(manifest: dict) -> list[str]:
 
 
 def machine_line(records: list[TrialRecord]) -> list[str]:
-    """How the machine's own speed varied from trial to trial (harness.peak.machine_speed)."""
-    speeds = np.array([r.machine_gflops for r in records if r.machine_gflops])
-    if not speeds.size:
+    """How the machine's own speed varied from trial to trial (harness.peak.machine_speed), and
+    which trials started while something else held the machine."""
+    probed = [r for r in records if r.machine_gflops]
+    if not probed:
         return []
+    speeds = np.array([r.machine_gflops for r in probed])
     median, low, high = np.median(speeds), speeds.min(), speeds.max()
-    return [f"machine speed before each trial (NumPy 512x512 float32 matmul on the trial's threads, median "
-            f"of 0.3 s): median {median:,.0f} GFLOP/s, trials from {low:,.0f} to {high:,.0f} "
-            f"({low / median - 1:+.0%} to {high / median - 1:+.0%}); a shared machine's drift moves every "
-            f"trial alike, and a run-to-run difference of this size is the machine's, not a framework's"]
+    lines = [f"machine speed before each trial (NumPy 512x512 float32 matmul on the trial's threads, median "
+             f"of 0.3 s): median {median:,.0f} GFLOP/s, from {low:,.0f} to {high:,.0f} "
+             f"({low / median - 1:+.0%} to {high / median - 1:+.0%})"]
+    busy = busy_machine(probed)
+    if busy:
+        lines.append(f"the machine was busy (under {BUSY_FRACTION:.0%} of its median speed) before " + ", ".join(
+            f"{r.label} {r.workload} repeat {r.repeat} ({r.machine_gflops:,.0f} GFLOP/s)" for r in busy)
+            + ": their figures may be disturbed (kept out of the pooled noise of the 95% CI); to measure them "
+              "again, delete their records and `bench.py run --resume` the run")
+    return lines
 
 
 def _all_settings(manifests: list[dict], records: list[TrialRecord]) -> list[str]:

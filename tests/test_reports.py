@@ -76,7 +76,11 @@ def test_machine_speed_line_states_the_drift_over_the_run():
     for record, speed in zip(records, (100.0, 90.0, 95.0, 104.0)):
         record.machine_gflops = speed
     (line,) = machine_line(records)
-    assert "median 98 GFLOP/s, trials from 90 to 104 (-8% to +7%)" in line
+    assert "median 98 GFLOP/s, from 90 to 104 (-8% to +7%)" in line
+    records[1].machine_gflops = 40.0
+    line, busy = machine_line(records)
+    assert busy.startswith("the machine was busy (under 50% of its median speed) before keras:torch mnist_mlp "
+                           "repeat 0 (40 GFLOP/s)")
 
 
 # ---- report files: formats, pooling, side by side, escaping -----------------------------------

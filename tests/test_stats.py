@@ -1,6 +1,7 @@
 import numpy as np
 
-from reports.aggregate import throughput_ci
+from harness.record import SCHEMA_VERSION, Block, TrialRecord
+from reports.aggregate import busy_machine, summarize, throughput_ci
 from reports.stats import median_ci, pooled_noise, process_interval, segment_means
 
 
@@ -99,3 +100,31 @@ def test_process_interval_needs_some_between_process_spread():
     others = pooled_noise([[np.array([90.0]), np.array([110.0])]])
     low, high = process_interval(one, others)  # a trial without repeats is judged by the others' spread
     assert low < 90 and high > 110
+
+
+def test_a_process_on_a_busy_machine_widens_its_own_trial_only():
+    """A process at 4% of its repeats' speed, started while the machine was busy (as seen here):
+    kept out of the pooled spread, it widens its own trial's interval, not every trial's."""
+    rng = np.random.default_rng(6)
+    records = []
+    for t in range(9):
+        for repeat in range(3):
+            rate = 100 * np.exp(rng.normal(0, 0.05)) * (0.04 if (t, repeat) == (0, 0) else 1.0)
+            records.append(_record(f"f{t}", repeat, rate * np.exp(rng.normal(0, 0.02, 30)),
+                                   machine_gflops=50.0 if (t, repeat) == (0, 0) else 200 + repeat))
+    assert [r.label for r in busy_machine(records)] == ["f0"]
+    frame = summarize(records).set_index("label")
+    assert frame.loc["f0", "throughput_ci_low"] < 20
+    others = frame.drop("f0")
+    assert (others["throughput_ci_low"] > 80).all() and (others["throughput_ci_high"] < 125).all()
+    for r in records:
+        r.machine_gflops = None  # unprobed: the disturbed process goes into the pool and widens everyone's
+    assert (summarize(records).set_index("label").drop("f0")["throughput_ci_low"] < 60).all()
+
+
+def _record(label: str, repeat: int, rates: np.ndarray, machine_gflops: float | None) -> TrialRecord:
+    blocks = [Block(epoch=0, first_step=1 + 10 * k, steps=10, seconds=10 * 100 / r) for k, r in enumerate(rates)]
+    return TrialRecord(schema_version=SCHEMA_VERSION, trial_id=f"w.d.{label}.default.r{repeat}", run_id="run",
+                       framework=label, variant="default", label=label, workload="w", dataset="d", profile="quick",
+                       device="cpu", threads=2, seed=0, repeat=repeat, status="ok", batch_size=100, blocks=blocks,
+                       machine_gflops=machine_gflops)

@@ -75,21 +75,22 @@ def summarize(records: Iterable[TrialRecord], peak_gflops: float | None = None) 
     groups: dict[tuple[str, str, str], list[TrialRecord]] = {}
     for r in records:
         groups.setdefault((r.workload, r.dataset, r.label), []).append(r)
-    per_trial = {key: [block_throughputs(r) for r in group if r.status == "ok"] for key, group in groups.items()}
+    rates = {id(r): block_throughputs(r) for group in groups.values() for r in group if r.status == "ok"}
+    rates = {key: value for key, value in rates.items() if value.size}  # ok processes with timed blocks
     # The pooled spread is the run's ordinary process-to-process noise: a process that started on a
     # busy machine stays in its own trial (widening its interval) but not in the pool, where it
     # would widen every trial's (one at 4% of its repeats' speed was seen).
     suspects = {id(r) for r in busy_machine([r for group in groups.values() for r in group])}
-    noise = pooled_noise([[block_throughputs(r) for r in group if r.status == "ok" and r.blocks and id(r) not in suspects]
+    noise = pooled_noise([[rates[id(r)] for r in group if id(r) in rates and id(r) not in suspects]
                           for group in groups.values()])
     rows = []
     for (workload, dataset, label), group in groups.items():
         ok = [r for r in group if r.status == "ok"]
         failed = [r for r in group if r.status != "ok"]
-        per_process = per_trial[workload, dataset, label]
-        pooled = np.concatenate(per_process) if ok else np.array([])
+        per_process = [rates[id(r)] for r in ok if id(r) in rates]
+        pooled = np.concatenate(per_process) if per_process else np.array([])
         median = float(np.median(pooled)) if pooled.size else None
-        ci_low, ci_high = throughput_ci([p for p in per_process if p.size], noise) if pooled.size else (None, None)
+        ci_low, ci_high = throughput_ci(per_process, noise) if pooled.size else (None, None)
         q1, q3 = np.percentile(pooled, [25, 75]) if pooled.size else (None, None)
         latencies = np.concatenate([np.asarray(r.latencies_s, dtype=float) for r in ok]) if ok else np.array([])
         p50, p90, p99 = np.percentile(latencies, [50, 90, 99]) if latencies.size else (None, None, None)

@@ -13,23 +13,29 @@ PROBE_SIZE = 512
 PROBE_SECONDS = 0.3
 
 
-def matmul_peak(size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS,
-                min_seconds: float = PEAK_MIN_SECONDS) -> dict[str, object]:
-    """Best of at least `repeats` float32 (size x size) @ (size x size) products with NumPy's
-    BLAS, all threads, over at least `min_seconds`: GFLOP/s counted as 2 size^3 per product."""
+def product_times(size: int, min_seconds: float, repeats: int = 1) -> np.ndarray:
+    """Seconds of each float32 (size x size) @ (size x size) product with NumPy's BLAS, after one
+    untimed warm-up (thread pool start, page faults): at least `repeats` of them, over at least
+    `min_seconds`. A product counts 2 size^3 FLOPs."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
-    a @ b  # warm-up: thread pool start, page faults
-    best, count, began = float("inf"), 0, time.perf_counter()
-    while count < repeats or time.perf_counter() - began < min_seconds:
+    a @ b
+    times, began = [], time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - began < min_seconds:
         start = time.perf_counter()
         a @ b
-        best = min(best, time.perf_counter() - start)
-        count += 1
+        times.append(time.perf_counter() - start)
+    return np.array(times)
+
+
+def matmul_peak(size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS,
+                min_seconds: float = PEAK_MIN_SECONDS) -> dict[str, object]:
+    """Best of at least `repeats` products, all threads, over at least `min_seconds`, in GFLOP/s."""
+    times = product_times(size, min_seconds, repeats)
     blas = next((lib.get("internal_api") or lib.get("name") for lib in _blas_info()), "unknown")
-    return {"gflops": 2 * size**3 / best / 1e9, "method": f"NumPy {np.__version__} matmul ({blas}), float32, "
-            f"{size}x{size}, best of {count}"}
+    return {"gflops": 2 * size**3 / float(times.min()) / 1e9, "method": f"NumPy {np.__version__} matmul ({blas}), float32, "
+            f"{size}x{size}, best of {times.size}"}
 
 
 def _blas_info() -> list[dict]:
@@ -52,15 +58,6 @@ def machine_speed(threads: int, size: int = PROBE_SIZE, seconds: float = PROBE_S
     `seconds`, on `threads` BLAS threads. Taken before every trial, it shows how the shared
     machine's speed drifted during a run and between runs, which no trial's own spread can show.
     The median, not the best: it is the contention a trial would have met, not the capacity."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((size, size), dtype=np.float32)
-    b = rng.standard_normal((size, size), dtype=np.float32)
-    times = []
     with threadpool_limits(limits=threads, user_api="blas"):
-        a @ b
-        began = time.perf_counter()
-        while time.perf_counter() - began < seconds:
-            start = time.perf_counter()
-            a @ b
-            times.append(time.perf_counter() - start)
+        times = product_times(size, seconds)
     return 2 * size**3 / float(np.median(times)) / 1e9

@@ -6,23 +6,22 @@ CLI only: parse, plan trials, launch each in its own process, store, report.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import math
 import os
 import shlex
 import sys
-import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from adapters import (ENVIRONMENTS, FRAMEWORKS, all_labels, environment_of, installed_version, label,
-                      missing_modules, parse_selection)
-from harness import environment, envs
-from harness.launch import launch
-from harness.peak import best_of, machine_speed, matmul_peak
-from harness.plan import RunOptions, plan
-from harness.record import TrialRecord, write_json
+from adapters import ENVIRONMENTS, FRAMEWORKS, all_labels, environment_of, installed_version, label, parse_selection
+from harness import envs
+from harness.files import BadFile, WouldOverwrite, describe_os_error, write_text
+from harness.launch import Interrupted
+from harness.plan import RunOptions, threads_problem
+from harness.rundir import RunDir
+from harness.run import RunError, carry_out, interruptible, resume_command
 from harness.threads import default_threads
 from workloads import IMAGE_DATASETS, WORKLOADS, datasets, get_workload
 from workloads.spec import PROFILES
@@ -65,8 +64,10 @@ _positive_int = _number(int, "a whole number",
                         lambda v: None if v >= 1 else f"{v} is not allowed; use a whole number of 1 or more")
 _seed = _number(int, "a whole number",
                 lambda v: None if 0 <= v < 2**32 else f"{v} is out of range; use 0 to {2**32 - 1}")
-_positive_float = _number(float, "a number",
-                          lambda v: None if v > 0 else f"{v:g} is not allowed; use a number of seconds above 0")
+_timeout = _number(float, "a number", lambda v: None if math.isfinite(v) and v > 0
+                   else f"{v:g} is not allowed; use a finite number of seconds above 0")
+_threads = _number(int, "a whole number", lambda v: None if v >= 1 and not threads_problem(v)
+                   else f"{v} is not allowed; use a whole number of 1 or more" if v < 1 else threads_problem(v))
 
 
 def _framework(text: str) -> str:
@@ -93,6 +94,25 @@ def _metric(text: str) -> tuple[str, float | None]:
     if name not in METRIC_NAMES:
         raise argparse.ArgumentTypeError(f"unknown metric {name!r}; choose from: {', '.join(METRIC_NAMES)}")
     return name, _percent(pct) if pct else None
+
+
+def _baseline_name(text: str) -> str:
+    from reports.baseline import name_problem
+
+    problem = name_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def _plot_file(text: str) -> Path:
+    from reports.history import PLOT_FORMATS
+
+    path = Path(text)
+    if path.suffix[1:].lower() not in PLOT_FORMATS:
+        raise argparse.ArgumentTypeError(f"cannot draw into {text!r}: its name must end in "
+                                         f"{', '.join('.' + f for f in PLOT_FORMATS)}")
+    return path
 
 
 def _environment(text: str) -> str:
@@ -123,10 +143,10 @@ def build_parser() -> Parser:
     run.add_argument("--profile", choices=PROFILES, default="quick")
     run.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     run.add_argument("--repeats", type=_positive_int, default=1, help="fresh processes per trial, interleaved")
-    run.add_argument("--threads", type=_positive_int, default=default_threads(),
+    run.add_argument("--threads", type=_threads, default=default_threads(),
                      help="intra-op threads for every framework (default: all cores)")
     run.add_argument("--seed", type=_seed, default=0)
-    run.add_argument("--timeout", type=_positive_float, default=None, metavar="SECONDS",
+    run.add_argument("--timeout", type=_timeout, default=None, metavar="SECONDS",
                      help="per trial (default by profile: smoke 300, quick 900, full 14400)")
     run.add_argument("--data-dir", default=None, help=f"folder with the IDX files (default: ${datasets.ENV_DATA_DIR})")
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where run directories are made")
@@ -143,6 +163,7 @@ def build_parser() -> Parser:
     report.add_argument("--out", type=Path, default=None,
                         help="folder for the files (default: the run directory; for several runs "
                              "results/reports/<time>)")
+    report.add_argument("--force", action="store_true", help="replace report files already in --out")
     report.add_argument("--side-by-side", action="store_true",
                         help="label each run's rows by what differs between the runs (machine, commit, "
                              "versions, threads) instead of pooling them")
@@ -151,8 +172,9 @@ def build_parser() -> Parser:
     baseline_sub = baseline.add_subparsers(dest="baseline_command", required=True, metavar="{save}")
     save = baseline_sub.add_parser("save", help="write results/baselines/NAME.json from one or more runs")
     save.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
-    save.add_argument("--name", default=None, help="file name (default: the first run's id)")
+    save.add_argument("--name", type=_baseline_name, default=None, help="file name (default: the first run's id)")
     save.add_argument("--dir", type=Path, default=DEFAULT_BASELINES, help=f"default: {DEFAULT_BASELINES}")
+    save.add_argument("--force", action="store_true", help="replace a baseline of that name")
 
     compare = sub.add_parser("compare", help="baseline vs current: ratios, CIs, significance; exit 1 on a regression")
     compare.add_argument("baseline", type=Path, help="a baseline file or a run directory")
@@ -165,17 +187,20 @@ def build_parser() -> Parser:
                               "throughput, test_accuracy, time_to_target_s, first_block_s, peak_rss_bytes)")
     compare.add_argument("--format", choices=("md", "text", "json"), default="text")
     compare.add_argument("--out", type=Path, default=None, help="also write the output to this file")
+    compare.add_argument("--force", action="store_true", help="replace the --out file if it exists")
 
     history = sub.add_parser("history", help="each metric over the runs under a results folder, with change points")
     history.add_argument("results_dir", type=Path, nargs="?", default=DEFAULT_OUT.parent)
     history.add_argument("--metric", choices=METRIC_NAMES, default="throughput")
     history.add_argument("--format", choices=("md", "text"), default="text")
-    history.add_argument("--plot", type=Path, default=None, metavar="FILE", help="also draw it (.svg or .png)")
+    history.add_argument("--plot", type=_plot_file, default=None, metavar="FILE", help="also draw it (.svg, .png or .pdf)")
+    history.add_argument("--force", action="store_true", help="replace the --plot file if it exists")
 
     export = sub.add_parser("export", help="a run (or baseline) as github-action-benchmark JSON")
     export.add_argument("source", type=Path, help="a run directory or a baseline file")
     export.add_argument("--github-action-benchmark", type=Path, required=True, metavar="DIR", dest="gab_dir",
                         help="writes DIR/bigger_is_better.json and DIR/smaller_is_better.json")
+    export.add_argument("--force", action="store_true", help="replace those files if they exist")
 
     env = sub.add_parser("env", help="the isolated environments of MXNet and Theano: list, set up")
     env_sub = env.add_subparsers(dest="env_command", required=True, metavar="{list,setup}")
@@ -209,172 +234,80 @@ def _availability(framework: str, variant: str, base: Path) -> str:
         state = envs.status(env, base)
         version = state.versions.get(FRAMEWORKS[framework].distributions[0])
         return f"env {env.name}: ready, {version}" if state.ready else f"env {env.name}: {state.problem}"
-    missing = missing_modules(framework, variant)
-    return f"installed {installed_version(framework)}" if not missing else f"not installed (missing: {', '.join(missing)})"
-
-
-def _prepare_run_dir(out: Path) -> tuple[str, Path]:
-    run_id = datetime.now().strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    run_dir = out / run_id
-    try:
-        run_dir.mkdir(parents=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise fail(f"cannot write to output directory {out}: {exc.strerror or exc}") from None
-    return run_id, run_dir
+    problem = envs.unavailable(framework, variant, base)
+    return f"installed {installed_version(framework)}" if not problem else f"not installed ({problem})"
 
 
 def _options(args: argparse.Namespace) -> RunOptions:
+    """The run's options, with every path made absolute here: trials run in another folder."""
+    data_dir = args.data_dir or os.environ.get(datasets.ENV_DATA_DIR)
     return RunOptions(frameworks=tuple(args.framework), workloads=tuple(args.workload), dataset=args.dataset,
                       profile=args.profile, device=args.device, threads=args.threads, seed=args.seed,
-                      repeats=args.repeats, data_dir=args.data_dir or os.environ.get(datasets.ENV_DATA_DIR),
+                      repeats=args.repeats, data_dir=os.path.abspath(os.path.expanduser(data_dir)) if data_dir else None,
                       cache_dir=None, timeout_s=args.timeout)
 
 
-def _resume(run_dir: Path) -> tuple[str, RunOptions]:
-    from reports.load import load_manifest
-
-    manifest = load_manifest(run_dir)
-    if not manifest:
-        raise fail(f"{run_dir} is not a run directory (no manifest.json)")
-    saved = manifest["options"]
-    saved["frameworks"], saved["workloads"] = tuple(saved["frameworks"]), tuple(saved["workloads"])
-    return manifest["run_id"], RunOptions(**saved)
-
-
-def _check_data(options: RunOptions, trials: list) -> None:
-    """Find (or download) every dataset the run needs before any trial starts."""
-    for name in sorted({t.dataset for t in trials if t.dataset in IMAGE_DATASETS}):
-        try:
-            datasets.load(name, data_dir=options.data_dir, cache_dir=options.cache_dir)
-        except datasets.DatasetError as exc:
-            raise fail(str(exc), code=1) from None
-
-
-def _prepare_environments(trials: list, base: Path, create: bool) -> dict[str, str]:
-    """Make sure the isolated environments the trials need exist. Returns, per environment that is
-    not usable, the reason its trials are skipped (the rest of the run goes on)."""
-    problems = {}
-    for env in envs.needed([(t.framework, t.variant) for t in trials]):
-        state = envs.status(env, base)
-        if state.ready:
-            continue
-        command = f"bench.py env setup {env.name}" + (f" --env-dir {base}" if base != envs.base_dir(None) else "")
-        if not create:
-            problems[env.name] = f"environment {env.name} is not set up ({state.problem}); run: {command}"
-            continue
-        log.info("environment %s is %s; creating it in %s (`%s` does this alone)", env.name, state.problem,
-                 state.path, command)
-        try:
-            envs.setup(env, base, echo=lambda line: log.info("  %s", line))
-        except (envs.EnvSetupError, OSError) as exc:
-            log.error("environment %s could not be set up; its trials are skipped:\n%s", env.name, exc)
-            problems[env.name] = f"environment {env.name} could not be set up: {exc}"
-    return problems
-
-
-def _environment_states(trials: list, base: Path) -> dict[str, dict]:
-    states = {}
-    for env in envs.needed([(t.framework, t.variant) for t in trials]):
-        state = envs.status(env, base)
-        states[env.name] = {"ready": state.ready, "python": str(state.python), "versions": state.versions,
-                            "requirements": list(env.requirements)}
-    return states
-
-
-def _unavailable(trial, env_problems: dict[str, str]) -> str | None:
-    """Why this trial cannot start (it becomes a `skipped` record), or None."""
-    env = environment_of(trial.framework, trial.variant)
-    if env is not None:
-        return env_problems.get(env.name)
-    missing = missing_modules(trial.framework, trial.variant)
-    return f"{', '.join(missing)} not installed for {sys.executable}" if missing else None
+def _interrupted(exc: Interrupted) -> str:
+    run_dir = exc.run_dir
+    if not isinstance(run_dir, RunDir) or not run_dir.manifest_path.exists():
+        return f"interrupted by {exc.name} before any trial started; nothing was measured"
+    done = len(run_dir.record_files())
+    return (f"interrupted by {exc.name}; the trial in flight was stopped and recorded as interrupted "
+            f"({done} records in {run_dir.records_dir}); finish the run with: {resume_command(run_dir)}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    if args.resume:
-        run_dir = args.resume
-        run_id, options = _resume(run_dir)
-    else:
-        options = _options(args)
-    trials = plan(options)
-    _check_data(options, trials)
-    base = envs.base_dir(args.env_dir)
-    env_problems = _prepare_environments(trials, base, create=not args.no_env_setup)
-    if not args.resume:
-        run_id, run_dir = _prepare_run_dir(args.out)
-        log.info("measuring the machine's matrix-multiply rate")
-        write_json(run_dir / "manifest.json", {
-            "run_id": run_id, "command": shlex.join(["bench.py"] + sys.argv[1:]),
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "options": options.__dict__, "trials": [t.trial_id for t in trials],
-            "environment": {**environment.describe(options.threads), "matmul_peak": matmul_peak(),
-                            "isolated_environments": _environment_states(trials, base)},
-        }, overwrite=False)
-    todo = [t for t in trials if not (run_dir / "records" / f"{t.trial_id}.json").exists()]
-    log.info("run %s: %d trials (%d to do) -> %s", run_id, len(trials), len(todo), run_dir)
-
-    records: list[TrialRecord] = []
-    # The bar draws only on a terminal; elsewhere (CI logs) each trial's end is logged instead.
-    with tqdm(total=len(todo), unit="trial", dynamic_ncols=True, disable=None) as bar:
-        for trial in todo:
-            bar.set_description(f"{trial.label} {trial.workload}")
-
-            def show(state: dict) -> None:
-                acc = state.get("accuracy")
-                bar.set_postfix_str(f"epoch {state['epoch']:.2f}/{state['epochs']}"
-                                    + (f" acc {acc:.4f}" if acc is not None else ""))
-
-            reason = _unavailable(trial, env_problems)
-            if reason:
-                record = TrialRecord.not_run(trial, run_id, "skipped", reason)
-                write_json(run_dir / "records" / f"{trial.trial_id}.json", record.to_dict(), overwrite=False)
-            else:
-                record = launch(trial, run_dir, run_id, python=envs.interpreter(trial.framework, trial.variant, base),
-                                on_progress=show, machine_gflops=machine_speed(trial.threads))
-            records.append(record)
-            if bar.disable:
-                log.info("%s %s %s: %s", trial.label, trial.workload, trial.dataset, record.status)
-            bar.set_postfix_str(record.status)
-            bar.update()
-
-    _remeasure_peak(run_dir)
-    print(f"\nRecords: {run_dir / 'records'}")
-    _report([run_dir], run_dir, FORMATS_ALL, side_by_side=False)
-    return 1 if any(r.status in ("error", "timeout") for r in records) else 0
+    command = shlex.join(["bench.py"] + sys.argv[1:])
+    try:
+        outcome = carry_out(None if args.resume else _options(args), args.out.absolute(),
+                            args.resume.absolute() if args.resume else None, envs.base_dir(args.env_dir),
+                            create_envs=not args.no_env_setup, command=command)
+    except RunError as exc:
+        raise fail(str(exc), exc.code) from None
+    except Interrupted as exc:
+        print(f"bench.py: {_interrupted(exc)}", file=sys.stderr)
+        return 128 + exc.signum
+    run_dir = outcome.run_dir
+    if not outcome.records:
+        print(f"Nothing to do: every trial of {run_dir.path} has a record.")
+    print(f"\nRecords: {run_dir.records_dir}")
+    records = _report([run_dir.path], run_dir.path, FORMATS_ALL, side_by_side=False, overwrite=True)
+    return 1 if any(r.status in ("error", "timeout", "interrupted") for r in records) else 0
 
 
-def _remeasure_peak(run_dir: Path) -> None:
-    """Measure the matmul peak again after the trials and keep the better of the two in the
-    manifest (a busy moment at the start would otherwise inflate every fraction of peak)."""
-    path = run_dir / "manifest.json"
-    manifest = json.loads(path.read_text())
-    start = manifest["environment"].get("matmul_peak") or {}
-    manifest["environment"]["matmul_peak"] = best_of(*([start] if "gflops" in start else []), matmul_peak())
-    write_json(path, manifest)
+def _warn(message: str) -> None:
+    print(f"bench.py: warning: {message}", file=sys.stderr)
 
 
-def _report(run_dirs: list[Path], out_dir: Path, formats: tuple[str, ...], side_by_side: bool) -> None:
-    """Print the tables and write the report files."""
+def _report(run_dirs: list[Path], out_dir: Path, formats: tuple[str, ...], side_by_side: bool,
+            overwrite: bool) -> list:
+    """Print the tables and write the report files; returns the records reported. A record or
+    manifest that cannot be read is left out with a warning and listed in the report."""
     from reports.load import load_runs
     from reports.summary import write_reports
     from reports.tables import problems, workload_tables
 
-    loaded = load_runs(run_dirs, side_by_side)
-    frame = loaded[0]
+    unreadable: list[BadFile] = []
+    loaded = load_runs(run_dirs, side_by_side, unreadable)
+    frame, records = loaded[0], loaded[1]
+    for exc in unreadable:
+        _warn(f"{exc}; left out of the report")
+    if not records:
+        raise fail(f"nothing to report: no readable record in {', '.join(map(str, run_dirs))}")
     print("\n" + workload_tables(frame, markdown=False))
-    trouble = problems(frame, markdown=False)
+    trouble = problems(frame, markdown=False, unreadable=unreadable)
     if trouble:
         print("\nSkipped or failed:\n" + trouble)
     try:
-        written = write_reports(run_dirs, out_dir, formats, side_by_side, loaded=loaded)
+        written = write_reports(run_dirs, out_dir, formats, side_by_side, loaded=loaded, unreadable=unreadable,
+                                overwrite=overwrite)
+    except WouldOverwrite as exc:
+        raise fail(f"{exc}; use --force to replace the report files in {out_dir}") from None
     except OSError as exc:
-        raise fail(f"cannot write the report to {out_dir}: {exc.strerror or exc}", code=1) from None
+        raise fail(f"cannot write the report to {out_dir}: {describe_os_error(exc)}; nothing there was "
+                   "replaced by a partial file") from None
     print("\nReport: " + ", ".join(str(p) for p in written.values()))
+    return records
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -386,15 +319,22 @@ def _formats(text: str) -> tuple[str, ...]:
     return chosen
 
 
+def _run_dirs(paths: list[Path]) -> list[Path]:
+    for path in paths:
+        if not RunDir(path).is_run():
+            raise fail(f"{path} is not a run directory (no manifest.json or records/ folder)")
+    return [p.absolute() for p in paths]
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    for run_dir in args.run_dirs:
-        if not (run_dir / "records").is_dir():
-            raise fail(f"{run_dir} is not a run directory (no records/ folder)")
+    run_dirs = _run_dirs(args.run_dirs)
     out = args.out
     if out is None:
-        out = args.run_dirs[0] if len(args.run_dirs) == 1 else \
+        out = run_dirs[0] if len(run_dirs) == 1 else \
             DEFAULT_OUT.parent / "reports" / datetime.now().strftime("%Y%m%d-%H%M%S")
-    _report(args.run_dirs, out, args.format, args.side_by_side)
+    # A run's own report files are regenerated freely; anywhere else, existing files are the user's.
+    overwrite = args.force or out.absolute() in run_dirs
+    _report(run_dirs, out, args.format, args.side_by_side, overwrite)
     return 0
 
 
@@ -403,21 +343,32 @@ def _side(path: Path) -> dict:
 
     try:
         return load_side(path)
-    except ValueError as exc:
+    except BadFile as exc:
         raise fail(str(exc)) from None
 
 
-def cmd_baseline(args: argparse.Namespace) -> int:
-    from reports.baseline import save_baseline
-
-    for run_dir in args.run_dirs:
-        if not (run_dir / "records").is_dir():
-            raise fail(f"{run_dir} is not a run directory (no records/ folder)")
-    name = args.name or args.run_dirs[0].resolve().name
+def _write_output(action: Callable[[], object], what: str, where: Path) -> object:
+    """Run a writer; a refused overwrite or a failed write ends in one line (exit 2)."""
     try:
-        path = save_baseline(args.run_dirs, name, args.dir)
+        return action()
+    except WouldOverwrite as exc:
+        raise fail(f"{exc}; use --force to replace it") from None
     except OSError as exc:
-        raise fail(f"cannot write the baseline into {args.dir}: {exc.strerror or exc}", code=1) from None
+        raise fail(f"cannot write {what} to {where}: {describe_os_error(exc)}") from None
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from reports.baseline import name_problem, save_baseline
+
+    run_dirs = _run_dirs(args.run_dirs)
+    name = args.name or run_dirs[0].name
+    if name_problem(name):
+        raise fail(f"{name_problem(name)}; give one with --name")
+    try:
+        path = _write_output(lambda: save_baseline(run_dirs, name, args.dir, overwrite=args.force), "the baseline",
+                             args.dir)
+    except BadFile as exc:
+        raise fail(f"{exc}; no baseline was written") from None
     print(f"Baseline: {path}")
     return 0
 
@@ -428,11 +379,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     metrics = tuple(dict.fromkeys(name for name, _ in args.metric)) or DEFAULT_METRICS
     thresholds = {m: args.threshold for m in metrics if args.threshold is not None}
     thresholds.update({name: pct for name, pct in args.metric if pct is not None})
+    if args.out and args.out.exists() and not args.force:
+        raise fail(f"{args.out} already exists; use --force to replace it")
     result = compare(_side(args.baseline), _side(args.current), metrics, thresholds)
     text = render(result, args.format)
-    print(text, end="")
     if args.out:
-        args.out.write_text(text)
+        _write_output(lambda: write_text(args.out, text), "the comparison", args.out)
+    print(text, end="")
     return 1 if result.regressions else 0
 
 
@@ -441,20 +394,28 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     if not args.results_dir.is_dir():
         raise fail(f"{args.results_dir} is not a folder")
-    frame = history.series(history.collect(args.results_dir), args.metric)
+    if args.plot and args.plot.exists() and not args.force:
+        raise fail(f"{args.plot} already exists; use --force to replace it")
+    sides, skipped = history.collect(args.results_dir)
+    for exc in skipped:
+        _warn(f"{exc}; left out of the history")
+    frame = history.series(sides, args.metric)
     if frame.empty:
         raise fail(f"no runs or baselines with {args.metric} under {args.results_dir}", code=1)
     print(f"{args.metric} by run ('*': a change point starts there)\n")
     print(history.table(frame, args.metric, markdown=args.format == "md"))
     if args.plot:
-        print(f"\nPlot: {history.plot(frame, args.metric, args.plot)}")
+        _write_output(lambda: history.plot(frame, args.metric, args.plot, overwrite=args.force), "the plot", args.plot)
+        print(f"\nPlot: {args.plot}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from reports import gab
 
-    for path in gab.export(_side(args.source), args.gab_dir):
+    side = _side(args.source)
+    for path in _write_output(lambda: gab.export(side, args.gab_dir, overwrite=args.force), "the export",
+                              args.gab_dir):
         print(path)
     return 0
 
@@ -490,15 +451,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "list":
-        return cmd_list()
-    if args.command == "run":
-        return cmd_run(args)
-    commands = {"env": cmd_env, "baseline": cmd_baseline, "compare": cmd_compare, "history": cmd_history,
-                "export": cmd_export}
-    if args.command in commands:
-        return commands[args.command](args)
-    return cmd_report(args)
+    commands = {"list": lambda _: cmd_list(), "run": cmd_run, "report": cmd_report, "env": cmd_env,
+                "baseline": cmd_baseline, "compare": cmd_compare, "history": cmd_history, "export": cmd_export}
+    try:
+        with interruptible():
+            return commands[args.command](args)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else 2
+        what = exc.name if isinstance(exc, Interrupted) else "Ctrl-C"
+        print(f"bench.py: interrupted by {what}; files are written whole or not at all", file=sys.stderr)
+        return 128 + signum
+    except BrokenPipeError:  # `bench.py report RUN | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

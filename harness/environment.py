@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from adapters import FRAMEWORKS, installed_version
+from harness.rundir import GitState, RunEnvironment
 from harness.threads import thread_env
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -47,27 +48,27 @@ def gpus() -> list[str]:
     return [line.strip() for line in listing.splitlines()] if listing else []
 
 
-def git_commit() -> dict[str, object]:
+def git_commit() -> GitState:
     commit = _run(["git", "rev-parse", "HEAD"])
     status = _run(["git", "status", "--porcelain", "--untracked-files=no"])
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+    return GitState(commit=commit, dirty=bool(status) if status is not None else None)
 
 
-def describe(threads: int) -> dict[str, object]:
+def describe(threads: int) -> RunEnvironment:
+    """This machine and the main environment (the run adds its peak and isolated environments)."""
     import numpy
 
-    return {
-        "python": platform.python_version(),
-        "python_executable": sys.executable,
-        "os": platform.platform(),
-        "cpu_model": _cpu_model(),
-        "cpu_cores": os.cpu_count(),
-        "memory_bytes": _memory_bytes(),
-        "gpus": gpus(),
-        "numpy": numpy.__version__,
-        # Frameworks of the main environment; the isolated ones are listed by the run itself.
-        "frameworks": {name: installed_version(name) for name, info in FRAMEWORKS.items() if not info.environment},
-        "git": git_commit(),
-        "threads": threads,
-        "thread_env": thread_env(threads),
-    }
+    return RunEnvironment(
+        python=platform.python_version(),
+        python_executable=sys.executable,
+        os=platform.platform(),
+        cpu_model=_cpu_model(),
+        cpu_cores=os.cpu_count(),
+        memory_bytes=_memory_bytes(),
+        gpus=gpus(),
+        numpy=numpy.__version__,
+        frameworks={name: installed_version(name) for name, info in FRAMEWORKS.items() if not info.environment},
+        git=git_commit(),
+        threads=threads,
+        thread_env=thread_env(threads),
+    )

@@ -5,6 +5,10 @@ is created once with the interpreter running bench.py (`python -m venv`, then `p
 its pinned requirements) and reused by every later run. A stamp file written after a successful
 install records the requirements and the versions installed; an environment is ready only when its
 stamp matches what the registry declares now, so a changed pin rebuilds it.
+
+The harness deletes a folder only if it made it: an owner mark is written into a new environment's
+folder before anything else, and a folder of that name without the mark (someone's own `mxnet/`
+under a shared --env-dir) is refused, named, and left as it was.
 """
 from __future__ import annotations
 
@@ -22,9 +26,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from adapters import Environment, environment_of, missing_modules
+from harness import lifeline
+from harness.files import write_json
 
 ENV_DIR_VAR = "BENCH_ENV_DIR"
 STAMP = "dlbench-env.json"
+OWNER_MARK = ".dlbench-environment"  # written first into every folder the harness creates
 ERROR_TAIL_LINES = 12
 PIP_PROGRESS = ("Collecting", "Downloading", "Installing", "Successfully", "ERROR")
 
@@ -44,8 +51,26 @@ class EnvStatus:
 
 
 def base_dir(override: str | Path | None = None) -> Path:
+    """Absolute: a relative --env-dir means the folder where the command was typed."""
     chosen = override or os.environ.get(ENV_DIR_VAR)
-    return Path(chosen).expanduser() if chosen else Path.home() / ".cache" / "dlbench" / "envs"
+    return Path(chosen).expanduser().absolute() if chosen else Path.home() / ".cache" / "dlbench" / "envs"
+
+
+def _made_by_us(path: Path) -> bool:
+    """The folder holds the owner mark (or, from before the mark existed, a finished install's stamp)."""
+    return (path / OWNER_MARK).is_file() or (path / STAMP).is_file()
+
+
+def _foreign(path: Path) -> str | None:
+    """Why the harness must not touch `path` (it exists and is not one of its environments), or None."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    if path.is_symlink() or not path.is_dir():
+        return f"{path} exists and is not a folder the harness made"
+    if _made_by_us(path) or not any(path.iterdir()):
+        return None
+    return (f"{path} holds files that the harness did not put there (no {OWNER_MARK} in it); it was left "
+            f"untouched: move it away, or choose another --env-dir")
 
 
 def _python(path: Path) -> Path:
@@ -54,16 +79,20 @@ def _python(path: Path) -> Path:
 
 def _read_stamp(path: Path) -> dict | None:
     try:
-        return json.loads((path / STAMP).read_text())
+        stamp = json.loads((path / STAMP).read_text())
     except (OSError, ValueError):
         return None
+    return stamp if isinstance(stamp, dict) else None
 
 
 def status(env: Environment, base: Path) -> EnvStatus:
     path = base / env.name
     python = _python(path)
     stamp = _read_stamp(path)
-    if stamp is None:
+    foreign = _foreign(path)
+    if foreign:
+        problem = f"not usable: {foreign}"
+    elif stamp is None:
         problem = "not created" if not path.exists() else "incomplete (no finished install)"
     elif stamp.get("requirements") != list(env.requirements):
         problem = f"made for {', '.join(stamp.get('requirements', []))}; now pinned: {', '.join(env.requirements)}"
@@ -81,18 +110,24 @@ def _stream(cmd: list[str], log: Path, echo: Callable[[str], None]) -> tuple[int
     tail: deque[str] = deque(maxlen=ERROR_TAIL_LINES)
     with open(log, "a") as fh:
         fh.write(f"$ {' '.join(cmd)}\n")
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # Tied to this process: pip must not go on writing into an environment nobody waits for.
+        proc = subprocess.Popen(lifeline.command(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 stdin=subprocess.DEVNULL)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            fh.write(line)
-            line = line.rstrip()
-            if not line:
-                continue
-            tail.append(line)
-            if line.lstrip().startswith(PIP_PROGRESS):
-                echo(line.strip())
-        return proc.wait(), list(tail)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                fh.write(line)
+                line = line.rstrip()
+                if not line:
+                    continue
+                tail.append(line)
+                if line.lstrip().startswith(PIP_PROGRESS):
+                    echo(line.strip())
+            return proc.wait(), list(tail)
+        finally:
+            if proc.poll() is None:  # interrupted while pip ran
+                proc.kill()
+                proc.wait()
 
 
 class _Lock:
@@ -118,12 +153,17 @@ def setup(env: Environment, base: Path, echo: Callable[[str], None] = print) -> 
         current = status(env, base)
         if current.ready:
             return current
+        foreign = _foreign(current.path)
+        if foreign:
+            raise EnvSetupError(foreign)
         log = base / f"{env.name}.install.log"
         log.write_text(f"# {datetime.now(timezone.utc).isoformat(timespec='seconds')} {env.name}: "
                        f"{current.problem}\n")
-        if current.path.exists():
+        if current.path.exists() and _made_by_us(current.path):
             echo(f"{env.name}: removing the old environment ({current.problem})")
             shutil.rmtree(current.path)
+        current.path.mkdir(parents=True, exist_ok=True)
+        (current.path / OWNER_MARK).write_text("made by dlbench (harness/envs.py); the harness may delete this folder\n")
         echo(f"{env.name}: creating {current.path} ({', '.join(env.requirements)}); log: {log}")
         steps = [
             [sys.executable, "-m", "venv", str(current.path)],
@@ -136,10 +176,10 @@ def setup(env: Environment, base: Path, echo: Callable[[str], None] = print) -> 
                 raise EnvSetupError(f"{' '.join(cmd[:4])} ... failed with exit code {code}; last lines:\n"
                                     + "\n".join(tail))
         versions = installed_versions(current.python, env.key_packages)
-        (current.path / STAMP).write_text(json.dumps({
+        write_json(current.path / STAMP, {
             "name": env.name, "requirements": list(env.requirements), "python": platform.python_version(),
             "versions": versions, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }, indent=2))
+        })
         echo(f"{env.name}: ready ({', '.join(f'{k} {v}' for k, v in versions.items())})")
         return status(env, base)
 
@@ -182,4 +222,4 @@ def unavailable(framework: str, variant: str, base: Path) -> str | None:
         return None if state.ready else \
             f"environment {env.name} is {state.problem} in {state.path} (bench.py env setup {env.name})"
     missing = missing_modules(framework, variant)
-    return f"needs {', '.join(missing)}, not installed for {sys.executable}" if missing else None
+    return f"{', '.join(missing)} not installed for {sys.executable}" if missing else None

@@ -1,4 +1,12 @@
-"""The parent side of a trial: launch the child, enforce the timeout, turn any outcome into a record."""
+"""The parent side of a trial: launch the child, enforce the timeout, turn any outcome into a record.
+
+Whatever happens, the trial ends with a record in the run directory and no process of it left
+running: a crash, a kill or a hang becomes an `error` or `timeout` record with its cause and the
+child's last output; an interpreter that cannot start becomes an `error` record; an interruption of
+the parent (Ctrl-C, SIGTERM, SIGHUP) stops the child, which writes what it measured, and becomes an
+`interrupted` record before the interruption goes on up; and a parent that dies outright takes its
+child with it (`harness.lifeline`).
+"""
 from __future__ import annotations
 
 import json
@@ -13,15 +21,39 @@ from pathlib import Path
 from typing import Callable
 
 from adapters import FRAMEWORKS
-from harness.record import TrialRecord, TrialSpec, read_record, write_json
+from harness import lifeline
+from harness.envs import ENV_DIR_VAR
+from harness.files import BadFile, describe_os_error, write_json
+from harness.measure import oom_kills
+from harness.record import TrialRecord, TrialSpec
+from harness.rundir import RunDir
+from harness.schema import load_record
 from harness.threads import thread_env
+from workloads.datasets import ENV_CACHE_DIR, ENV_DATA_DIR
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROGRESS_S = 1.0  # the parent wakes this often; more would steal cycles from the child on small machines
 TERM_GRACE_S = 5.0  # after SIGTERM, time for the child to write what it measured
 LOG_TAIL_LINES = 12
+PATH_VARIABLES = (ENV_DATA_DIR, ENV_CACHE_DIR, ENV_DIR_VAR)  # resolved here: the child runs elsewhere
+NATIVE_CRASHES = {"SIGSEGV": "a crash in native code", "SIGBUS": "a crash in native code",
+                  "SIGILL": "an illegal instruction in native code", "SIGFPE": "an arithmetic fault in native code",
+                  "SIGABRT": "aborted by native code (a failed check or assertion)"}
 
 ProgressCallback = Callable[[dict], None]
+
+
+class Interrupted(BaseException):
+    """The run was stopped by a signal (Ctrl-C, SIGTERM, SIGHUP), raised in the parent's main thread."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.run_dir: object = None  # the RunDir being worked on, once there is one
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
 
 
 def child_env(framework: str, variant: str, device: str, threads: int) -> dict[str, str]:
@@ -33,10 +65,13 @@ def child_env(framework: str, variant: str, device: str, threads: int) -> dict[s
         env.update(info.env.get(variant, {}))
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""  # no framework may touch (or reserve memory on) a GPU
+    for name in PATH_VARIABLES:
+        if env.get(name):
+            env[name] = os.path.abspath(os.path.expanduser(env[name]))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return lifeline.child_environment(env)
 
 
 def _log_tail(path: Path) -> str:
@@ -50,9 +85,10 @@ def _log_tail(path: Path) -> str:
 
 def _read_progress(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
+        state = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return state if isinstance(state, dict) else None
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -68,66 +104,123 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def _interruption(exc: BaseException) -> str:
+    if isinstance(exc, Interrupted):
+        return exc.name
+    if isinstance(exc, KeyboardInterrupt):
+        return "Ctrl-C"
+    return f"a failure of the harness itself: {type(exc).__name__}: {exc}"
+
+
 def launch(trial: TrialSpec, run_dir: Path, run_id: str, python: str = sys.executable,
            on_progress: ProgressCallback | None = None, machine_gflops: float | None = None) -> TrialRecord:
     """Run one trial in a fresh process and return its record (also stored in run_dir/records).
     `machine_gflops`: the machine's speed measured just before (harness.peak.machine_speed)."""
-    work = run_dir / "work"
-    spec_path, result_path = work / f"{trial.trial_id}.trial.json", work / f"{trial.trial_id}.result.json"
-    progress_path = work / f"{trial.trial_id}.progress.json"
-    log_path = run_dir / "logs" / f"{trial.trial_id}.log"
+    run = RunDir(run_dir)
+    spec_path, result_path = run.work_dir / f"{trial.trial_id}.trial.json", run.work_dir / f"{trial.trial_id}.result.json"
+    progress_path = run.work_dir / f"{trial.trial_id}.progress.json"
+    log_path = run.log_path(trial.trial_id)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     write_json(spec_path, trial.__dict__)
     for stale in (result_path, progress_path):
         stale.unlink(missing_ok=True)
 
     cmd = [python, "-m", "harness.trial", str(spec_path), str(result_path), str(progress_path), run_id]
-    timed_out = False
+    timed_out, interruption, last_state = False, None, {}
+    started = time.monotonic()
     with open(log_path, "w") as log:
-        env = child_env(trial.framework, trial.variant, trial.device, trial.threads)
-        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                    env=child_env(trial.framework, trial.variant, trial.device, trial.threads),
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            record = TrialRecord.not_run(trial, run_id, "error",
+                                         f"cannot start the trial's interpreter {python}: {describe_os_error(exc)}")
+            return _store(run, record, machine_gflops)
+        oom_before = oom_kills(proc.pid)
         # A blocking waitpid on a helper thread: Popen.wait(timeout=...) would poll every few
         # milliseconds and preempt the child's compute threads on a 2-core machine.
         exited = threading.Event()
         threading.Thread(target=lambda: (proc.wait(), exited.set()), daemon=True).start()
-        deadline = time.monotonic() + trial.timeout_s
+        deadline = started + trial.timeout_s
         try:
             while not exited.wait(timeout=min(PROGRESS_S, max(0.0, deadline - time.monotonic()))):
-                if on_progress and (state := _read_progress(progress_path)):
-                    on_progress(state)
+                last_state = _read_progress(progress_path) or last_state
+                if on_progress and last_state:
+                    on_progress(last_state)
                 if time.monotonic() >= deadline:
                     timed_out = True
                     _stop(proc)
                     break
-        except BaseException:  # Ctrl-C in the parent: do not leave the child running
+        except BaseException as exc:  # Ctrl-C, a signal, a failure in the parent: never leave the child running
+            interruption = exc
             _stop(proc)
-            raise
         exited.wait()
+        oom_after = oom_kills()
 
     record = _result(trial, run_id, proc.returncode, result_path, log_path, timed_out)
+    if record is None:
+        record = TrialRecord.not_run(trial, run_id, "error",
+                                     _failure(proc.returncode, log_path, oom_before, oom_after, last_state))
+    if interruption is not None and record.status != "ok":
+        record.status = "interrupted"
+        record.reason = (f"the run was interrupted ({_interruption(interruption)}) "
+                         f"{time.monotonic() - started:.0f} s into this trial; what it measured until then is kept; "
+                         f"`bench.py run --resume` measures it again")
+    _store(run, record, machine_gflops)
+    if interruption is not None:
+        raise interruption
+    return record
+
+
+def _store(run: RunDir, record: TrialRecord, machine_gflops: float | None) -> TrialRecord:
     record.machine_gflops = machine_gflops
-    write_json(run_dir / "records" / f"{trial.trial_id}.json", record.to_dict(), overwrite=False)
+    run.write_record(record)
     return record
 
 
 def _result(trial: TrialSpec, run_id: str, returncode: int, result_path: Path, log_path: Path,
-            timed_out: bool) -> TrialRecord:
+            timed_out: bool) -> TrialRecord | None:
+    """The child's own record (marked `timeout` if it was stopped at the limit), or None."""
     record = None
     if result_path.exists():
         try:
-            record = read_record(result_path)
-        except (ValueError, TypeError, KeyError) as exc:
-            return TrialRecord.not_run(trial, run_id, "error", f"child wrote an unreadable record: {exc}")
+            record = load_record(result_path)
+        except BadFile as exc:
+            return TrialRecord.not_run(trial, run_id, "error", f"the child wrote an unreadable record: {exc.problem}")
     if timed_out:
         reason = f"no result within the {trial.timeout_s:g} s time limit; the child was stopped"
         if record is None:
             return TrialRecord.not_run(trial, run_id, "timeout", reason)
         record.status, record.reason = "timeout", reason
-        return record
-    if record is not None:
-        return record
-    how = f"killed by signal {-returncode}" if returncode < 0 else f"exited with code {returncode}"
+    return record
+
+
+def _failure(returncode: int, log_path: Path, oom_before: tuple[str, int] | None,
+             oom_after: tuple[str, int] | None, last_state: dict) -> str:
+    """Why a child ended without a record, as far as can be told, with its last output."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        how = f"child killed by {name} without a record"
+        if name == "SIGKILL":
+            how += ": " + _kill_cause(oom_before, oom_after, last_state)
+        elif name in NATIVE_CRASHES:
+            how += f" ({NATIVE_CRASHES[name]})"
+    else:
+        how = f"child exited with code {returncode} without a record"
     tail = _log_tail(log_path)
-    return TrialRecord.not_run(trial, run_id, "error",
-                               f"child {how} without a record" + (f"; last output:\n{tail}" if tail else ""))
+    return how + (f"; last output:\n{tail}" if tail else "; it printed nothing")
+
+
+def _kill_cause(before: tuple[str, int] | None, after: tuple[str, int] | None, last_state: dict) -> str:
+    rss = last_state.get("rss_bytes")
+    memory = f"; {rss / 2**20:,.0f} MiB resident at its last progress report" if isinstance(rss, int) else ""
+    if before and after and after[1] > before[1]:
+        return f"the kernel's out-of-memory killer ended it ({after[0]}: oom_kill {before[1]} -> {after[1]}){memory}"
+    if before and after:
+        return (f"not by the harness, and no out-of-memory kill was counted ({after[0]}): something else sent "
+                f"SIGKILL{memory}")
+    return f"not by the harness; most likely the kernel's out-of-memory killer (no OOM counter is readable here){memory}"

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from adapters import environment_versions, load_adapter_class
+from harness.lifeline import tie_to_parent
 from harness.threads import pin_to_cores
 from workloads import get_workload, reference
 from workloads.spec import WorkloadSpec
@@ -53,6 +54,7 @@ def probe(adapter_cls: type, variant: str, threads: int, workload: str, seed: in
 
 
 def main(argv: list[str]) -> int:
+    tie_to_parent()
     request_path, result_dir = argv
     request = json.loads(Path(request_path).read_text())
     out_dir = Path(result_dir)

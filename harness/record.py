@@ -1,21 +1,33 @@
 """What a trial is (TrialSpec) and what it produced (TrialRecord), as versioned JSON.
 
 Records keep raw figures only; statistics are computed by `reports`. Files are written atomically
-(temporary file + rename), and `write_json(..., overwrite=False)` refuses to replace a result.
+(`harness.files`), and a record is never replaced. Reading one back is validated
+(`harness.schema`), since a record on disk may have been edited or damaged.
 Standard library only: this runs in every child environment.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
-STATUSES = ("ok", "skipped", "error", "timeout")
+# interrupted: the run was stopped (Ctrl-C, SIGTERM, SIGHUP) during the trial; `--resume` reruns it.
+STATUSES = ("ok", "skipped", "error", "timeout", "interrupted")
+
+
+def _finite(value: float) -> bool:
+    return value == value and abs(value) != float("inf")
+
+
+# What a figure of each kind may be: (test, how a message says it).
+_VALID = {
+    "count": (lambda v: v >= 1, "a whole number of 1 or more"),
+    "index": (lambda v: v >= 0, "a whole number of 0 or more"),
+    "amount": (lambda v: _finite(v) and v >= 0, "a finite number of 0 or more"),
+    "rate": (lambda v: _finite(v) and v > 0, "a finite number above 0"),
+    "fraction": (lambda v: 0 <= v <= 1, "a number from 0 to 1"),
+}
 
 
 @dataclass(frozen=True)
@@ -95,7 +107,7 @@ class TrialRecord:
     epochs: int | None = None
     first_block: Block | None = None  # the first step alone: tracing, compilation, allocation
     blocks: list[Block] = field(default_factory=list)  # steady-state blocks, in order
-    step_losses: list[float] = field(default_factory=list)  # training loss of every step
+    step_losses: list[float | None] = field(default_factory=list)  # training loss of every step (null: not finite)
     latencies_s: list[float] = field(default_factory=list)  # steps timed one by one, after training
     train_flops_per_sample: int | None = None  # analytic, from the spec (see WorkloadSpec.train_flops)
     evaluations: list[Evaluation] = field(default_factory=list)
@@ -117,18 +129,40 @@ class TrialRecord:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrialRecord":
-        version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ValueError(f"record schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        if values.get("first_block"):
-            values["first_block"] = Block(**values["first_block"])
-        values["blocks"] = [Block(**b) for b in values.get("blocks", [])]
-        values["evaluations"] = [Evaluation(**e) for e in values.get("evaluations", [])]
-        return cls(**values)
+    def problem(self) -> str | None:
+        """The first value that makes no sense for a record (its types are checked on reading),
+        named by its field, or None. Reports divide and take logarithms of these figures."""
+        if self.schema_version != SCHEMA_VERSION:
+            return f"field schema_version is {self.schema_version}; this version of dlbench reads {SCHEMA_VERSION}"
+        if self.status not in STATUSES:
+            return f"field status is {self.status!r}; expected one of: {', '.join(STATUSES)}"
+        checks: list[tuple[str, object, str]] = [
+            ("threads", self.threads, "count"), ("repeat", self.repeat, "index"), ("batch_size", self.batch_size, "count"),
+            ("steps_per_epoch", self.steps_per_epoch, "index"), ("epochs", self.epochs, "index"),
+            ("train_samples", self.train_samples, "index"), ("test_samples", self.test_samples, "index"),
+            ("param_count", self.param_count, "index"), ("spec_param_count", self.spec_param_count, "index"),
+            ("train_flops_per_sample", self.train_flops_per_sample, "index"),
+            ("target_accuracy", self.target_accuracy, "fraction"),
+            ("final_test_accuracy", self.final_test_accuracy, "fraction"),
+            ("steps_to_target", self.steps_to_target, "index"), ("time_to_target_s", self.time_to_target_s, "amount"),
+            ("rss_after_import_bytes", self.rss_after_import_bytes, "index"),
+            ("rss_after_build_bytes", self.rss_after_build_bytes, "index"),
+            ("peak_rss_bytes", self.peak_rss_bytes, "index"), ("device_peak_bytes", self.device_peak_bytes, "index"),
+            ("machine_gflops", self.machine_gflops, "rate"), ("wall_seconds", self.wall_seconds, "amount"),
+        ]
+        for name, block in [("first_block", self.first_block)] + [(f"blocks[{i}]", b) for i, b in enumerate(self.blocks)]:
+            if block is not None:
+                checks += [(f"{name}.steps", block.steps, "count"), (f"{name}.seconds", block.seconds, "rate"),
+                           (f"{name}.first_step", block.first_step, "index"), (f"{name}.epoch", block.epoch, "index")]
+        for i, e in enumerate(self.evaluations):
+            checks += [(f"evaluations[{i}].step", e.step, "index"), (f"evaluations[{i}].epoch", e.epoch, "amount"),
+                       (f"evaluations[{i}].train_seconds", e.train_seconds, "amount"),
+                       (f"evaluations[{i}].test_accuracy", e.test_accuracy, "fraction")]
+        checks += [(f"latencies_s[{i}]", v, "rate") for i, v in enumerate(self.latencies_s)]
+        for name, value, kind in checks:
+            if value is not None and not _VALID[kind][0](value):
+                return f"field {name} is {value!r}; expected {_VALID[kind][1]}"
+        return None
 
     @classmethod
     def not_run(cls, trial: TrialSpec, run_id: str, status: str, reason: str) -> "TrialRecord":
@@ -138,28 +172,3 @@ class TrialRecord:
                    workload=trial.workload, dataset=trial.dataset, profile=trial.profile,
                    device=trial.device, threads=trial.threads, seed=trial.seed, repeat=trial.repeat,
                    status=status, reason=reason)
-
-
-def write_json(path: str | Path, data: Any, overwrite: bool = True) -> None:
-    """Write JSON atomically. With overwrite=False an existing file is an error, never replaced."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, allow_nan=True)
-            fh.write("\n")
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # fails with FileExistsError if a result is already there
-            os.unlink(tmp)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def read_record(path: str | Path) -> TrialRecord:
-    with open(path) as fh:
-        return TrialRecord.from_dict(json.load(fh))

@@ -4,11 +4,16 @@ from __future__ import annotations
 import os
 
 
-def default_threads() -> int:
+def usable_cores() -> list[int]:
+    """The cores this process may run on (its affinity mask; every core where there is none)."""
     try:
-        return len(os.sched_getaffinity(0))
+        return sorted(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        return list(range(os.cpu_count() or 1))
+
+
+def default_threads() -> int:
+    return len(usable_cores())
 
 
 def thread_env(threads: int) -> dict[str, str]:
@@ -34,7 +39,7 @@ def pin_to_cores(threads: int) -> list[int] | None:
     Returns the cores in use, or None where the platform cannot pin."""
     if not hasattr(os, "sched_setaffinity"):
         return None
-    cores = sorted(os.sched_getaffinity(0))
+    cores = usable_cores()
     if threads < len(cores):
         cores = cores[:threads]
         os.sched_setaffinity(0, cores)

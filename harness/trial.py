@@ -21,8 +21,10 @@ import numpy as np
 from adapters import (FRAMEWORKS, MAIN_ENVIRONMENT, environment_of, environment_versions,
                       load_adapter_class)
 from adapters.base import Adapter, SkipTrial
+from harness.files import write_json
+from harness.lifeline import tie_to_parent
 from harness.measure import current_rss_bytes, peak_rss_bytes
-from harness.record import Block, Evaluation, TrialRecord, TrialSpec, write_json
+from harness.record import Block, Evaluation, TrialRecord, TrialSpec
 from harness.threads import pin_to_cores
 from workloads import TrainingData, get_workload, training_data
 from workloads.spec import WorkloadSpec, batch_order
@@ -58,7 +60,7 @@ class Progress:
         now = time.monotonic()
         if self.path and (force or now - self.last >= PROGRESS_INTERVAL_S):
             self.last = now
-            write_json(self.path, state)
+            write_json(self.path, {**state, "rss_bytes": current_rss_bytes()})
 
 
 def next_block_size(steps: int, seconds: float) -> int:
@@ -170,14 +172,26 @@ def run(trial: TrialSpec, record: TrialRecord, progress: Progress) -> None:
 
 
 class Stopped(BaseException):
-    """The parent asked the child to stop (time limit); what was measured is still written."""
+    """The parent asked the child to stop (time limit, interruption); what was measured is still written."""
 
 
 def _stop_requested(signum: int, frame: object) -> None:
     raise Stopped()
 
 
+def _first_to_go_when_memory_runs_out() -> None:
+    """If the machine runs out of memory, the kernel should end this trial, not the harness that
+    would record why (raising one's own OOM score needs no privilege)."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as fh:
+            fh.write("1000")
+    except OSError:
+        pass
+
+
 def main(argv: list[str]) -> int:
+    tie_to_parent()
+    _first_to_go_when_memory_runs_out()
     spec_path, record_path, progress_path, run_id = argv
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     trial = TrialSpec.from_dict(json.loads(Path(spec_path).read_text()))
@@ -199,7 +213,12 @@ def main(argv: list[str]) -> int:
     record.peak_rss_bytes = peak_rss_bytes()
     record.wall_seconds = time.perf_counter() - start
     record.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_json(record_path, record.to_dict())
+    try:
+        write_json(record_path, record.to_dict())
+    except OSError as exc:  # a full disk: the parent makes an error record of this line
+        print(f"harness.trial: cannot write the trial's record to {record_path}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 3
     return 0
 
 

@@ -6,18 +6,53 @@ A run directory and a baseline file are interchangeable inputs to `compare` and 
 """
 from __future__ import annotations
 
-import json
+import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Union
 
 import numpy as np
+from typing_extensions import NotRequired, TypedDict
 
-from harness.record import TrialRecord
+from harness import schema
+from harness.files import BadFile, write_json
+from harness.record import STATUSES, TrialRecord
+from harness.rundir import Manifest
 from reports.aggregate import block_throughputs, framework_version
 from reports.load import load_manifest, load_records
 
 SCHEMA = 2  # 2: throughput samples kept per process, in time order
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class GitInfo(TypedDict):
+    commit: NotRequired[Union[str, None]]
+    dirty: NotRequired[Union[bool, None]]
+
+
+class BaselineTrial(TypedDict):
+    workload: str
+    dataset: str
+    label: str
+    statuses: list[str]
+    target_accuracy: Union[float, None]
+    version: Union[str, None]
+    samples: dict[str, list[Union[float, list[float]]]]  # throughput: one list per process
+    machine_gflops: NotRequired[list[float]]
+
+
+class Baseline(TypedDict):
+    """A baseline file as `make_baseline` writes it (validated on reading)."""
+    schema: int
+    name: str
+    created_at: str
+    runs: list[Union[str, None]]
+    git: GitInfo
+    created_from: NotRequired[Union[str, None]]
+    environment: dict[str, object]
+    trials: dict[str, BaselineTrial]
 
 
 @dataclass(frozen=True)
@@ -89,51 +124,74 @@ def machine_speed(side: dict) -> float | None:
     return float(np.median(probes)) if probes else None
 
 
-def environment_summary(manifest: dict) -> dict:
+def environment_summary(manifest: Manifest | None) -> dict:
     """What about a run's environment can change its figures (compared, and warned about)."""
-    env, options = manifest.get("environment", {}), manifest.get("options", {})
+    if manifest is None:
+        return {}
+    env, options = manifest.environment, manifest.options
     return {
-        "cpu_model": env.get("cpu_model"), "cpu_cores": env.get("cpu_cores"), "gpus": env.get("gpus"),
-        "threads": options.get("threads"), "device": options.get("device"), "profile": options.get("profile"),
-        "python": env.get("python"), "numpy": env.get("numpy"), "frameworks": env.get("frameworks", {}),
-        "isolated_environments": {k: v.get("versions", {}) for k, v in env.get("isolated_environments", {}).items()},
-        "matmul_peak_gflops": env.get("matmul_peak", {}).get("gflops"),
+        "cpu_model": env.cpu_model, "cpu_cores": env.cpu_cores, "gpus": env.gpus,
+        "threads": options.threads, "device": options.device, "profile": options.profile,
+        "python": env.python, "numpy": env.numpy, "frameworks": env.frameworks,
+        "isolated_environments": {k: v.versions for k, v in env.isolated_environments.items()},
+        "matmul_peak_gflops": env.matmul_peak.gflops if env.matmul_peak else None,
     }
 
 
 def make_baseline(run_dirs: list[Path], name: str) -> dict:
+    """Raises BadFile for a manifest or record that cannot be read: a baseline is kept and gated
+    on, so it is made from every record of the runs or not at all."""
     manifests = [load_manifest(d) for d in run_dirs]
     records = [r for d in run_dirs for r in load_records(d)]
-    first = manifests[0] if manifests else {}
+    first = manifests[0] if manifests else None
     return {
         "schema": SCHEMA, "name": name, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "runs": [m.get("run_id") for m in manifests],
-        "git": first.get("environment", {}).get("git", {}),
-        "created_from": first.get("created_at"),
+        "runs": [m.run_id if m else Path(d).name for m, d in zip(manifests, run_dirs)],
+        "git": {"commit": first.environment.git.commit, "dirty": first.environment.git.dirty} if first else {},
+        "created_from": first.created_at if first else None,
         "environment": environment_summary(first),
         "trials": trial_samples(records),
     }
 
 
-def save_baseline(run_dirs: list[Path], name: str, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.json"
-    path.write_text(json.dumps(make_baseline(run_dirs, name), indent=1) + "\n")
-    return path
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name a baseline file inside its folder, or None."""
+    if NAME_PATTERN.fullmatch(name) and not name.endswith(".json"):
+        return None
+    return (f"baseline name {name!r} must be a plain file name (letters, digits, '.', '_' and '-', not starting "
+            f"with '.' or '-', without .json): it is written as DIR/NAME.json")
+
+
+def save_baseline(run_dirs: list[Path], name: str, folder: Path, overwrite: bool = False) -> Path:
+    """Write folder/name.json; an existing one is replaced only with overwrite (WouldOverwrite)."""
+    problem = name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return write_json(folder / f"{name}.json", make_baseline(run_dirs, name), overwrite=overwrite)
+
+
+def _baseline_problem(data: dict) -> str | None:
+    if data["schema"] != SCHEMA:
+        return f"field schema is {data['schema']}; this version of dlbench reads baselines of schema {SCHEMA}"
+    for key, trial in data["trials"].items():
+        bad = [s for s in trial["statuses"] if s not in STATUSES]
+        if bad:
+            return f"field trials.{key}.statuses holds {bad[0]!r}; expected one of: {', '.join(STATUSES)}"
+        for metric, values in trial["samples"].items():
+            flat = [v for value in values for v in (value if isinstance(value, list) else [value])]
+            if not all(math.isfinite(v) and v >= 0 for v in flat):
+                return f"field trials.{key}.samples.{metric} holds a value that is not a finite number of 0 or more"
+        if not all(math.isfinite(v) and v > 0 for v in trial.get("machine_gflops", [])):
+            return f"field trials.{key}.machine_gflops holds a value that is not a finite number above 0"
+    return None
 
 
 def load_side(path: Path) -> dict:
-    """A baseline file, or a run directory read as one. Raises ValueError with what is wrong."""
+    """A baseline file, or a run directory read as one. Raises BadFile naming the file and what is wrong."""
     if path.is_dir():
         if not (path / "records").is_dir():
-            raise ValueError(f"{path} is not a run directory (no records/ folder) or a baseline file")
+            raise BadFile(path, "is not a run directory (no records/ folder) or a baseline file")
         return make_baseline([path], path.name)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except ValueError:
-        raise ValueError(f"{path} is not JSON: neither a baseline file nor a run directory") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA or "trials" not in data:
-        raise ValueError(f"{path} is not a baseline file (schema {SCHEMA})")
-    return data
+    if not path.exists():
+        raise BadFile(path, "does not exist: expected a baseline file or a run directory")
+    return schema.load(path, Baseline, "a baseline file", _baseline_problem, ("schema", SCHEMA))

@@ -3,11 +3,11 @@
 {name, unit, value, range, extra}."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from harness.files import WouldOverwrite, write_json
 from reports.baseline import METRICS, pooled
 
 FILES = {True: "bigger_is_better.json", False: "smaller_is_better.json"}
@@ -28,11 +28,12 @@ def entries(side: dict, higher_is_better: bool) -> list[dict]:
     return out
 
 
-def export(side: dict, folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for bigger, filename in FILES.items():
-        path = folder / filename
-        path.write_text(json.dumps(entries(side, bigger), indent=1) + "\n")
-        paths.append(path)
+def export(side: dict, folder: Path, overwrite: bool = False) -> list[Path]:
+    """Write both files; if either exists and not `overwrite`, neither is written (WouldOverwrite)."""
+    paths = [folder / filename for filename in FILES.values()]
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise WouldOverwrite(existing[0])
+    for bigger, path in zip(FILES, paths):
+        write_json(path, entries(side, bigger))
     return paths

@@ -3,36 +3,46 @@ in the order the runs were made, with change points found by ruptures (PELT on t
 series, so a step of a given percentage counts the same at any scale)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from harness.files import BadFile, write_atomic
+from harness.rundir import MANIFEST, RunDir
 from reports.baseline import METRICS, load_side, pooled
 
 MIN_RUNS_FOR_CHANGE_POINTS = 4
 MIN_NOISE = 0.01  # run-to-run noise is taken as at least 1%, so tiny steps in quiet series are no change
 
 
-def collect(results_dir: Path) -> list[dict]:
-    """Baselines of every run directory and baseline file under results_dir, oldest first."""
-    sides = []
-    for manifest in sorted(results_dir.rglob("manifest.json")):
-        run_dir = manifest.parent
-        if (run_dir / "records").is_dir():
-            side = load_side(run_dir)
-            side["when"] = json.loads(manifest.read_text()).get("created_at", "")
+PLOT_FORMATS = ("svg", "png", "pdf")
+
+
+def collect(results_dir: Path) -> tuple[list[dict], list[BadFile]]:
+    """Every run directory and baseline file under results_dir read as a baseline, oldest first,
+    and the files that could not be read (each leaves its run or baseline out)."""
+    sides, skipped = [], []
+    for manifest in sorted(results_dir.rglob(MANIFEST)):
+        run = RunDir(manifest.parent)
+        if run.records_dir.is_dir():
+            try:
+                side = load_side(run.path)
+                side["when"] = run.read_manifest().created_at
+            except BadFile as exc:
+                skipped.append(exc)
+                continue
             sides.append(side)
     for path in sorted(results_dir.rglob("baselines/*.json")):
         try:
             side = load_side(path)
-        except ValueError:
+        except BadFile as exc:
+            skipped.append(exc)
             continue
-            side["when"] = side.get("created_from") or side.get("created_at", "")
-            sides.append(side)
-    return sorted(sides, key=lambda s: s["when"])
+        side["when"] = side.get("created_from") or side["created_at"]
+        sides.append(side)
+    return sorted(sides, key=lambda s: s["when"]), skipped
 
 
 def series(sides: list[dict], metric: str) -> pd.DataFrame:
@@ -82,7 +92,8 @@ def table(frame: pd.DataFrame, metric: str, markdown: bool) -> str:
                     disable_numparse=True)
 
 
-def plot(frame: pd.DataFrame, metric: str, path: Path) -> Path:
+def plot(frame: pd.DataFrame, metric: str, path: Path, overwrite: bool = False) -> Path:
+    """Draw the series into `path` (.svg, .png or .pdf); an existing file is kept unless `overwrite`."""
     from reports import plots
 
     plt = plots.plt
@@ -100,6 +111,9 @@ def plot(frame: pd.DataFrame, metric: str, path: Path) -> Path:
                  "dotted: change points)", loc="left")
     ax.legend(fontsize=6, ncols=2, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.autofmt_xdate()
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda fh: fig.savefig(fh, format=path.suffix[1:], bbox_inches="tight"),
+                     overwrite=overwrite, binary=True)
+    finally:
+        plt.close(fig)
     return path

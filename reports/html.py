@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from harness.files import BadFile
 from harness.record import TrialRecord
 from reports import plots
 from reports.tables import HEADERS, LATENCY_HEADER, SORT_COLUMNS, table_rows
@@ -136,18 +137,20 @@ def _figures(group: pd.DataFrame, records: list[TrialRecord], palette: dict) -> 
     return "<div class=figs>" + "".join(f"<figure>{svg}</figure>" for svg in figs) + "</div>"
 
 
-def _problems(frame: pd.DataFrame) -> str:
+def _problems(frame: pd.DataFrame, unreadable: list[BadFile]) -> str:
     bad = frame[frame["status"] != "ok"]
-    if bad.empty:
+    if bad.empty and not unreadable:
         return ""
     items = "".join(f"<li><b>{_e(r['label'])}</b> / {_e(r['workload'])} ({_e(r['dataset'])}): "
                     f"<b>{_e(r['status'])}</b><pre>{_e(r['reason'] or 'no reason recorded')}</pre></li>"
                     for _, r in bad.iterrows())
+    items += "".join(f"<li><b>unreadable, left out</b>: {_e(exc.path)}<pre>{_e(exc.problem)}</pre></li>"
+                     for exc in unreadable)
     return f"<h2 id=problems>Skipped or failed</h2><ul>{items}</ul>"
 
 
 def render(frame: pd.DataFrame, records: list[TrialRecord], settings: list[str], title: str,
-           subtitle: str) -> str:
+           subtitle: str, unreadable: list[BadFile] = ()) -> str:
     """The page. `settings`: plain-text lines about the environment and the fairness settings."""
     palette = plots.colors(frame["label"])
     sections, links = [], []
@@ -166,7 +169,7 @@ def render(frame: pd.DataFrame, records: list[TrialRecord], settings: list[str],
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body><main>"
         f"<h1>{_e(title)}</h1><p class=meta>{_e(subtitle)} · generated {generated}</p>"
         f"<nav>{''.join(links)}<a href=\"#settings\">environment</a></nav>"
-        + "".join(sections) + _problems(frame)
+        + "".join(sections) + _problems(frame, list(unreadable))
         + "<h2 id=settings>Environment and fairness settings</h2><ul class=settings>"
         + "".join(f"<li>{_e(line)}</li>" for line in settings) + "</ul>"
         f"</main><script>{SORT_JS}</script></body></html>\n"

@@ -1,70 +1,96 @@
-"""Read run directories: manifests and trial records, pooled or side by side."""
+"""Read run directories: manifests and trial records, pooled or side by side.
+
+Every file is validated (`harness.schema`). Strict readers (baselines, compare, export) stop at the
+first bad file with a `BadFile` that names it; lenient ones (`report`, `history`) pass a list in
+`unreadable`, which collects the bad files while the rest is read.
+"""
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from harness.record import TrialRecord, read_record
+from harness.files import BadFile
+from harness.record import TrialRecord
+from harness.rundir import Manifest, RunDir
+from harness.schema import load_record
 from reports.aggregate import summarize
 
 
-def load_manifest(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / "manifest.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+def load_manifest(run_dir: str | Path, unreadable: list[BadFile] | None = None) -> Manifest | None:
+    """The run's manifest; None if it has none (or, when collecting, an unreadable one)."""
+    run = RunDir(run_dir)
+    if not run.manifest_path.exists():
+        return None
+    try:
+        return run.read_manifest()
+    except BadFile as exc:
+        if unreadable is None:
+            raise
+        unreadable.append(exc)
+        return None
 
 
-def load_records(run_dir: str | Path) -> list[TrialRecord]:
-    records_dir = Path(run_dir) / "records"
-    return [read_record(p) for p in sorted(records_dir.glob("*.json"))]
+def load_records(run_dir: str | Path, unreadable: list[BadFile] | None = None) -> list[TrialRecord]:
+    records = []
+    for path in RunDir(run_dir).record_files():
+        try:
+            records.append(load_record(path))
+        except BadFile as exc:
+            if unreadable is None:
+                raise
+            unreadable.append(exc)
+    return records
 
 
-def _peak(manifest: dict) -> float | None:
-    return manifest.get("environment", {}).get("matmul_peak", {}).get("gflops")
+def peak_gflops(manifest: Manifest | None) -> float | None:
+    peak = manifest.environment.matmul_peak if manifest else None
+    return peak.gflops if peak else None
 
 
 def run_frame(run_dir: str | Path) -> pd.DataFrame:
     """The summary table of a run, with efficiency against the peak its manifest measured."""
-    return summarize(load_records(run_dir), peak_gflops=_peak(load_manifest(run_dir)))
+    return summarize(load_records(run_dir), peak_gflops=peak_gflops(load_manifest(run_dir)))
 
 
 # What tells two runs apart, in order of preference, for side-by-side labels.
 _DISTINGUISHING = (
-    ("machine", lambda m: f"{m.get('environment', {}).get('cpu_model', '?')} x{m.get('environment', {}).get('cpu_cores', '?')}"),
-    ("commit", lambda m: (m.get("environment", {}).get("git", {}).get("commit") or "?")[:8]),
-    ("versions", lambda m: ", ".join(f"{k} {v}" for k, v in m.get("environment", {}).get("frameworks", {}).items() if v)),
-    ("threads", lambda m: f"{m.get('options', {}).get('threads')} threads"),
-    ("run", lambda m: m.get("run_id", "?")),
+    ("machine", lambda m: f"{m.environment.cpu_model} x{m.environment.cpu_cores or '?'}"),
+    ("commit", lambda m: (m.environment.git.commit or "?")[:8]),
+    ("versions", lambda m: ", ".join(f"{k} {v}" for k, v in m.environment.frameworks.items() if v)),
+    ("threads", lambda m: f"{m.options.threads} threads"),
+    ("run", lambda m: m.run_id),
 )
 
 
-def run_labels(manifests: list[dict]) -> list[str]:
+def run_labels(manifests: list[Manifest | None]) -> list[str]:
     """A short label per run from the first property that differs between them (the machine,
-    the commit, the versions, the threads), else the run id."""
-    for _, describe in _DISTINGUISHING:
-        labels = [describe(m) for m in manifests]
-        if len(set(labels)) == len(labels):
-            return labels
-    return [m.get("run_id", f"run {i + 1}") for i, m in enumerate(manifests)]
+    the commit, the versions, the threads), else the run id (or its position)."""
+    if all(manifests):
+        for _, describe in _DISTINGUISHING:
+            labels = [describe(m) for m in manifests]
+            if len(set(labels)) == len(labels):
+                return labels
+    return [m.run_id if m else f"run {i + 1}" for i, m in enumerate(manifests)]
 
 
-def load_runs(run_dirs: list[Path], side_by_side: bool = False) -> tuple[pd.DataFrame, list[TrialRecord], list[dict]]:
+def load_runs(run_dirs: list[Path], side_by_side: bool = False, unreadable: list[BadFile] | None = None
+              ) -> tuple[pd.DataFrame, list[TrialRecord], list[Manifest | None]]:
     """The summary frame, the records and the manifests of one or more runs. Pooled, the
     records of all runs are repeats of one another; side by side, each framework label gets its
     run's label (`pytorch @ Xeon x2`) and each run keeps its own peak."""
-    manifests = [load_manifest(d) for d in run_dirs]
-    per_run = [load_records(d) for d in run_dirs]
+    manifests = [load_manifest(d, unreadable) for d in run_dirs]
+    per_run = [load_records(d, unreadable) for d in run_dirs]
     if not side_by_side or len(run_dirs) == 1:
         records = [r for rs in per_run for r in rs]
-        peaks = [p for p in map(_peak, manifests) if p]
+        peaks = [p for p in map(peak_gflops, manifests) if p]
         return summarize(records, peak_gflops=sum(peaks) / len(peaks) if peaks else None), records, manifests
     frames, records = [], []
     for manifest, run_records, run_label in zip(manifests, per_run, run_labels(manifests)):
         relabelled = [dataclasses.replace(r, label=f"{r.label} @ {run_label}") for r in run_records]
         records += relabelled
-        frames.append(summarize(relabelled, peak_gflops=_peak(manifest)))
+        frames.append(summarize(relabelled, peak_gflops=peak_gflops(manifest)))
     frame = pd.concat(frames, ignore_index=True).sort_values(
         ["workload", "dataset", "throughput"], ascending=[True, True, False], na_position="last", ignore_index=True)
     return frame, records, manifests

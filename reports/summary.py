@@ -7,44 +7,44 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.files import BadFile, write_text
 from harness.record import TrialRecord
+from harness.rundir import Manifest
 from reports import export, html
 from reports.aggregate import BUSY_FRACTION, busy_machine
 from reports.load import load_runs, run_labels
-from reports.tables import problems, workload_tables
+from reports.tables import md_text, problems, workload_tables
 
 FORMATS = ("md", "html", "csv", "json")
 FILENAMES = {"md": "summary.md", "html": "report.html", "csv": "summary.csv", "json": "summary.json"}
 
 
-def settings_lines(manifest: dict) -> list[str]:
+def settings_lines(manifest: Manifest) -> list[str]:
     """The environment and fairness settings of a run, as plain sentences."""
-    env = manifest.get("environment", {})
-    options = manifest.get("options", {})
-    git = env.get("git", {})
-    peak = env.get("matmul_peak", {})
-    frameworks = ", ".join(f"{k} {v}" for k, v in env.get("frameworks", {}).items() if v) or "none"
+    env, options = manifest.environment, manifest.options
+    peak = env.matmul_peak
+    frameworks = ", ".join(f"{k} {v}" for k, v in env.frameworks.items() if v) or "none"
     return [
-        f"run {manifest.get('run_id', '?')}: {manifest.get('command', '')}",
-        f"machine: {env.get('cpu_model', '?')}, {env.get('cpu_cores', '?')} cores, "
-        f"GPUs: {', '.join(env.get('gpus') or []) or 'none'}; {env.get('os', '?')}",
-        f"profile {options.get('profile')}, device {options.get('device')}, threads {options.get('threads')} "
-        f"(intra-op; inter-op 1), seed {options.get('seed')}, repeats {options.get('repeats')}, float32",
+        f"run {manifest.run_id}: {manifest.command}",
+        f"machine: {env.cpu_model}, {env.cpu_cores or '?'} cores, GPUs: {', '.join(env.gpus) or 'none'}; {env.os}",
+        f"profile {options.profile}, device {options.device}, threads {options.threads} "
+        f"(intra-op; inter-op 1), seed {options.seed}, repeats {options.repeats}, float32",
         "same initial weights (NumPy, from the seed) and the same batch order in every framework; "
         "batches staged on the device per epoch, untimed; throughput is the median over timed blocks "
         "of steps after the first step (which is reported apart as 'first block')",
         "95% CI: block bootstrap of the median (neighbouring blocks drawn together" + (
             "; processes drawn first), widened to the Student-t interval of the per-process medians, their "
             "spread pooled over the run's trials, so it includes the spread between repeats"
-            if (options.get("repeats") or 1) > 1
+            if options.repeats > 1
             else "); one process per trial, so it shows within-run noise only: whole processes on a shared "
                  "machine differ by more, use --repeats to include that"),
         f"efficiency: analytic training FLOPs per sample x median throughput, against the machine's "
-        f"measured matmul rate of {peak.get('gflops', float('nan')):,.0f} GFLOP/s ({peak.get('method', 'not measured')})",
-        f"Python {env.get('python', '?')}, NumPy {env.get('numpy', '?')}; {frameworks}",
-        *[f"isolated environment {name}: " + ", ".join(f"{k} {v}" for k, v in state.get("versions", {}).items())
-          for name, state in env.get("isolated_environments", {}).items()],
-        f"git {git.get('commit') or 'unknown'}{' (uncommitted changes)' if git.get('dirty') else ''}",
+        f"measured matmul rate of {peak.gflops if peak else float('nan'):,.0f} GFLOP/s "
+        f"({peak.method if peak else 'not measured'})",
+        f"Python {env.python}, NumPy {env.numpy}; {frameworks}",
+        *[f"isolated environment {name}: " + ", ".join(f"{k} {v}" for k, v in state.versions.items())
+          for name, state in env.isolated_environments.items()],
+        f"git {env.git.commit or 'unknown'}{' (uncommitted changes)' if env.git.dirty else ''}",
     ]
 
 
@@ -68,42 +68,44 @@ def machine_line(records: list[TrialRecord]) -> list[str]:
     return lines
 
 
-def _all_settings(manifests: list[dict], records: list[TrialRecord]) -> list[str]:
+def _all_settings(manifests: list[Manifest | None], records: list[TrialRecord]) -> list[str]:
+    labels = run_labels(manifests)
     if len(manifests) == 1:
-        return settings_lines(manifests[0]) + machine_line(records)
-    return [f"[{label}] {line}" for label, m in zip(run_labels(manifests), manifests) for line in settings_lines(m)]
+        return (settings_lines(manifests[0]) if manifests[0] else ["the run's manifest is missing or unreadable: "
+                                                                   "its settings are unknown"]) + machine_line(records)
+    return [f"[{label}] {line}" for label, m in zip(labels, manifests)
+            for line in (settings_lines(m) if m else ["manifest missing or unreadable"])]
 
 
-def render_markdown(frame: pd.DataFrame, records: list[TrialRecord], manifests: list[dict]) -> str:
+def render_markdown(frame: pd.DataFrame, records: list[TrialRecord], manifests: list[Manifest | None],
+                    unreadable: list[BadFile] = ()) -> str:
     parts = ["# Benchmark summary", workload_tables(frame, markdown=True)]
-    trouble = problems(frame, markdown=True)
+    trouble = problems(frame, markdown=True, unreadable=unreadable)
     if trouble:
         parts += ["## Skipped or failed", trouble + "\n\nFull output of each trial: `logs/<trial>.log`."]
-    parts += ["## Environment and fairness settings", "\n".join(f"- {line}" for line in _all_settings(manifests, records))]
+    parts += ["## Environment and fairness settings",
+              "\n".join(f"- {md_text(line)}" for line in _all_settings(manifests, records))]
     return "\n\n".join(parts) + "\n"
 
 
-def render_html(frame: pd.DataFrame, records: list[TrialRecord], manifests: list[dict]) -> str:
-    ids = ", ".join(m.get("run_id", "?") for m in manifests)
+def render_html(frame: pd.DataFrame, records: list[TrialRecord], manifests: list[Manifest | None],
+                unreadable: list[BadFile] = ()) -> str:
+    ids = ", ".join(m.run_id if m else "?" for m in manifests)
     return html.render(frame, records, _all_settings(manifests, records), "Framework benchmark report",
-                       f"run{'s' if len(manifests) > 1 else ''} {ids}")
+                       f"run{'s' if len(manifests) > 1 else ''} {ids}", unreadable)
 
 
 def write_reports(run_dirs: list[Path], out_dir: Path, formats: tuple[str, ...] = FORMATS,
-                  side_by_side: bool = False, loaded: tuple | None = None) -> dict[str, Path]:
-    """Write the chosen formats into out_dir; `loaded`: load_runs' result when the caller has it."""
+                  side_by_side: bool = False, loaded: tuple | None = None, unreadable: list[BadFile] = (),
+                  overwrite: bool = True) -> dict[str, Path]:
+    """Write the chosen formats into out_dir, each atomically (a full disk leaves the previous file,
+    never a truncated one); with overwrite=False an existing file is refused (WouldOverwrite).
+    `loaded`: load_runs' result when the caller has it; `unreadable`: the files it left out."""
     frame, records, manifests = loaded or load_runs(run_dirs, side_by_side)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    render = {"md": lambda: render_markdown(frame, records, manifests, unreadable),
+              "html": lambda: render_html(frame, records, manifests, unreadable),
+              "csv": lambda: export.csv_text(frame), "json": lambda: export.json_text(frame)}
     written = {}
     for fmt in formats:
-        path = out_dir / FILENAMES[fmt]
-        if fmt == "md":
-            path.write_text(render_markdown(frame, records, manifests))
-        elif fmt == "html":
-            path.write_text(render_html(frame, records, manifests))
-        elif fmt == "csv":
-            export.write_csv(frame, path)
-        else:
-            export.write_json(frame, path)
-        written[fmt] = path
+        written[fmt] = write_text(out_dir / FILENAMES[fmt], render[fmt](), overwrite=overwrite)
     return written

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 from tabulate import tabulate
+
+from harness.files import BadFile
 
 HEADERS = ["framework", "version", "status", "samples/s", "95% CI", "vs fastest", "steps/s", "first block",
            "test acc", "to target", "peak RSS", "GFLOP/s (of peak)"]
@@ -13,6 +16,30 @@ LATENCY_HEADER = "step p50 / p90 / p99"
 SORT_COLUMNS = dict(zip(HEADERS + [LATENCY_HEADER], [
     "label", "version", "status", "throughput", "throughput_ci_low", "throughput", "steps_per_s", "first_block_s",
     "test_accuracy", "time_to_target_s", "peak_rss_bytes", "gflops", "latency_p50_s"]))
+
+
+REASON_TAIL_LINES = 8  # of a multi-line reason (a crash's last output), shown under its first line
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|])")  # code, emphasis, links and images, table cells
+
+
+def md_text(value: object) -> str:
+    """Text from a record or a file, safe inside GitHub markdown (a table cell or a list item):
+    markdown punctuation escaped, HTML made inert as report.html does, one line."""
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(_MD_SPECIAL.sub(r"\\\1", text).split())
+
+
+def md_code_block(text: str, indent: str = "") -> str:
+    """`text` verbatim in a fenced block whose fence no run of backticks inside it can close."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return "\n".join(indent + line for line in [fence, *text.splitlines(), fence])
+
+
+def reason_lines(reason: str) -> tuple[str, list[str]]:
+    """A reason's first line, and its last lines when it has more (the child's last output)."""
+    lines = [line for line in (reason or "no reason recorded").strip().splitlines() if line.strip()]
+    return lines[0], lines[1:][-REASON_TAIL_LINES:]
 
 
 def _missing(value: object) -> bool:
@@ -61,15 +88,18 @@ def _efficiency(row: pd.Series) -> str:
     return f"{rate}{share}"
 
 
-def table_rows(frame: pd.DataFrame, with_latency: bool) -> list[list[str]]:
-    """The display cells of one workload's table, in HEADERS order, one row per frame row."""
+def table_rows(frame: pd.DataFrame, with_latency: bool, markdown: bool = False) -> list[list[str]]:
+    """The display cells of one workload's table, in HEADERS order, one row per frame row (text
+    from records escaped for markdown when `markdown`)."""
+    text = md_text if markdown else str
     fastest = frame["throughput"].max()
     rows = []
     for _, row in frame.iterrows():
         ci = "–" if _missing(row["throughput_ci_low"]) else \
             f"{_num(row['throughput_ci_low'])}–{_num(row['throughput_ci_high'])}"
         relative = "–" if _missing(row["throughput"]) else f"{row['throughput'] / fastest:.2f}×"
-        cells = [row["label"], "–" if _missing(row["version"]) else row["version"], row["status"], _num(row["throughput"]), ci, relative, _num(row["steps_per_s"], 1),
+        cells = [text(row["label"]), "–" if _missing(row["version"]) else text(row["version"]), text(row["status"]),
+                 _num(row["throughput"]), ci, relative, _num(row["steps_per_s"], 1),
                  _seconds(row["first_block_s"]),
                  _accuracy(row), _to_target(row), _mib(row["peak_rss_bytes"]), _efficiency(row)]
         if with_latency:
@@ -84,19 +114,25 @@ def workload_tables(frame: pd.DataFrame, markdown: bool) -> str:
     for (workload, dataset), group in frame.groupby(["workload", "dataset"], sort=True):
         with_latency = group["latency_p50_s"].notna().any()
         headers = HEADERS + ([LATENCY_HEADER] if with_latency else [])
-        title = f"### {workload} on {dataset}" if markdown else f"{workload} on {dataset}"
-        table = tabulate(table_rows(group, with_latency), headers=headers, tablefmt="github" if markdown else "simple",
+        title = f"### {md_text(workload)} on {md_text(dataset)}" if markdown else f"{workload} on {dataset}"
+        table = tabulate(table_rows(group, with_latency, markdown), headers=headers, tablefmt="github" if markdown else "simple",
                          disable_numparse=True, colalign=("left", "left", "left") + ("right",) * (len(headers) - 3))
         parts.append(f"{title}\n\n{table}" if markdown else f"{title}\n{table}")
     return "\n\n".join(parts)
 
 
-def problems(frame: pd.DataFrame, markdown: bool) -> str:
-    """Trials that did not finish ok, with their reasons (first line each)."""
+def problems(frame: pd.DataFrame, markdown: bool, unreadable: list[BadFile] = ()) -> str:
+    """Trials that did not finish ok, with their reasons (the first line, and the last lines of a
+    long one), then the files that could not be read."""
     bad = frame[frame["status"] != "ok"]
+    text = md_text if markdown else str
     lines = []
     for _, row in bad.iterrows():
-        first_line = (row["reason"] or "no reason recorded").strip().splitlines()[0]
-        item = f"{row['label']} / {row['workload']} ({row['dataset']}): {row['status']}: {first_line}"
+        first, tail = reason_lines(row["reason"])
+        item = f"{text(row['label'])} / {text(row['workload'])} ({text(row['dataset'])}): {text(row['status'])}: {text(first)}"
         lines.append(("- " if markdown else "  ") + item)
+        if tail:
+            lines.append(md_code_block("\n".join(tail), "  ") if markdown else "\n".join("      " + t for t in tail))
+    for exc in unreadable:
+        lines.append(("- " if markdown else "  ") + f"unreadable, left out: {text(exc)}")
     return "\n".join(lines)

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from harness import envs
+from harness.plan import RunOptions, plan
 from harness.record import TrialSpec
+from harness.rundir import GitState, Manifest, MatmulPeak, RunDir, RunEnvironment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,6 +20,18 @@ def shared_data_dir() -> Path | None:
         if candidate and (Path(candidate) / "mnist").is_dir():
             return Path(candidate)
     return None
+
+
+@pytest.fixture
+def fakes():
+    """The stand-in frameworks of tests/fake_bench.py (numpy, slow, hog), registered in this process."""
+    from adapters import FRAMEWORKS
+    from tests.fake_bench import FAKES, register
+
+    register()
+    yield
+    for name in FAKES:
+        FRAMEWORKS.pop(name, None)
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +63,18 @@ def make_trial(adapter: str, workload: str = "xor", dataset: str = "xor", framew
                      variant=variant, label=label or f"{framework}:{variant}", adapter=adapter,
                      workload=workload, dataset=dataset, profile=profile, device="cpu", threads=1, seed=0,
                      repeat=0, data_dir=str(data_dir) if data_dir else None, timeout_s=timeout_s)
+
+
+def write_manifest(run_dir: Path, run_id: str | None = None, created_at: str = "2026-11-24T00:00:00+00:00",
+                   commit: str = "abc123", peak_gflops: float | None = 100.0, **options: object) -> Manifest:
+    """A valid manifest for a synthetic run directory (options: RunOptions fields to change)."""
+    chosen = RunOptions(**{**dict(frameworks=(), workloads=("mnist_mlp",), dataset="mnist", profile="quick",
+                                  device="cpu", threads=2, seed=0, repeats=1, data_dir=None, cache_dir=None,
+                                  timeout_s=None), **options})
+    manifest = Manifest(run_id=run_id or run_dir.name, command="bench.py run", created_at=created_at, options=chosen,
+                        trials=[t.trial_id for t in plan(chosen)],
+                        environment=RunEnvironment(cpu_model="Test CPU", cpu_cores=2, python="3.11.7", numpy="2.0",
+                                                   frameworks={"pytorch": "2.13.0"}, git=GitState(commit=commit),
+                                                   matmul_peak=MatmulPeak(peak_gflops) if peak_gflops else None))
+    RunDir(run_dir).write_manifest(manifest)
+    return manifest

@@ -21,7 +21,8 @@ _ACT = {"tanh": (np.tanh, lambda y: 1 - y * y), "relu": (lambda x: np.maximum(x,
 
 
 class NumpyAdapter(Adapter):
-    """Dense networks trained by plain SGD in NumPy (binary cross-entropy from logits)."""
+    """Dense networks trained by plain SGD in NumPy (the spec's loss from logits: binary or softmax
+    cross-entropy; the spec's optimizer is taken as SGD at its learning rate)."""
 
     framework = "numpy"
 
@@ -59,9 +60,18 @@ class NumpyAdapter(Adapter):
     def train_step(self, i: int) -> float:
         x, y = self.batches[i]
         logits, acts = self._forward(x)
-        z = logits[:, 0]
-        loss = float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
-        grad = ((1 / (1 + np.exp(-z)) - y) / len(y))[:, None]
+        if self.spec.loss == "softmax_cross_entropy":
+            shifted = logits - logits.max(axis=1, keepdims=True)
+            log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            rows = np.arange(len(y))
+            loss = float(-log_p[rows, y].mean())
+            grad = np.exp(log_p)
+            grad[rows, y] -= 1
+            grad /= len(y)
+        else:
+            z = logits[:, 0]
+            loss = float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
+            grad = ((1 / (1 + np.exp(-z)) - y) / len(y))[:, None]
         w_index = len(self.weights)
         for layer, a_in, a_out in reversed(list(zip(self.spec.layers, acts[:-1], acts[1:]))):
             if layer.kind == "dense":
@@ -125,3 +135,27 @@ class HangIgnoringTerm(NumpyAdapter):
 class SkipInSetup(NumpyAdapter):
     def setup(self) -> dict[str, Any]:
         raise SkipTrial("this combination is not supported (deliberate)")
+
+
+class SlowSteps(NumpyAdapter):
+    """Trains slowly (30 ms a step for its first 200 steps, about 6 s), so that a test can interrupt
+    a run in the middle of a trial."""
+
+    def train_step(self, i: int) -> float:
+        self.steps = getattr(self, "steps", 0) + 1
+        if self.steps <= 200:
+            time.sleep(0.03)
+        return super().train_step(i)
+
+
+class MemoryHog(NumpyAdapter):
+    """Trains a few steps, then takes memory (touched, 64 MiB at a time) until something stops it."""
+
+    def train_step(self, i: int) -> float:
+        self.steps = getattr(self, "steps", 0) + 1
+        if self.steps > 20:
+            print("taking all the memory there is", file=sys.stderr, flush=True)
+            hoard = []
+            while True:
+                hoard.append(np.ones(64 * 2**20 // 8))
+        return super().train_step(i)

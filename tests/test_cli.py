@@ -10,6 +10,7 @@ import pytest
 
 import bench
 from adapters import FRAMEWORKS, FrameworkInfo
+from harness.threads import usable_cores
 from tests.conftest import ROOT
 from tests.test_datasets import closed_port_url
 
@@ -32,7 +33,14 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     (["run", "--repeats", "0"], "0 is not allowed; use a whole number of 1 or more"),
     (["run", "--threads", "two"], "'two' is not a whole number"),
     (["run", "--seed", "-1"], "-1 is out of range; use 0 to 4294967295"),
-    (["run", "--timeout", "0"], "0 is not allowed; use a number of seconds above 0"),
+    (["run", "--timeout", "0"], "0 is not allowed; use a finite number of seconds above 0"),
+    (["run", "--timeout", "inf"], "inf is not allowed; use a finite number of seconds above 0"),
+    (["run", "--timeout", "nan"], "nan is not allowed; use a finite number of seconds above 0"),
+    (["run", "--threads", "999"], f"999 threads asked, but this process may use {len(usable_cores())} core"),
+    (["run", "--threads", "0"], "0 is not allowed; use a whole number of 1 or more"),
+    (["baseline", "save", ".", "--name", "../x"], "baseline name '../x' must be a plain file name"),
+    (["baseline", "save", ".", "--name", "a/b"], "baseline name 'a/b' must be a plain file name"),
+    (["history", "--plot", "h.jpeg"], "cannot draw into 'h.jpeg': its name must end in .svg, .png, .pdf"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):

@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 import bench
-from harness.record import SCHEMA_VERSION, Block, TrialRecord, write_json
+from tests.conftest import write_manifest
+from harness.files import write_json
+from harness.record import SCHEMA_VERSION, Block, TrialRecord
 from reports import gab, history
 from reports.baseline import load_side
 from reports.compare import compare, render
@@ -45,10 +47,7 @@ def synthetic_run(folder: Path, name: str, speed: float = 1.0, threads: int = 2,
                 final_test_accuracy=accuracy if ok else None, time_to_target_s=5.0 if ok else None,
                 peak_rss_bytes=900 * 2**20 if ok else None, machine_gflops=machine_gflops)
             write_json(run / "records" / f"{record.trial_id}.json", record.to_dict())
-    write_json(run / "manifest.json", {
-        "run_id": name, "created_at": when, "options": {"threads": threads, "device": "cpu", "profile": "quick"},
-        "environment": {"cpu_model": "Test CPU", "cpu_cores": 2, "python": "3.11.7", "numpy": "2.0",
-                        "frameworks": {"pytorch": "2.13.0"}, "git": {"commit": name * 3}}})
+    write_manifest(run, created_at=when, commit=name * 3, peak_gflops=None, threads=threads)
     return run
 
 
@@ -173,7 +172,7 @@ def bench_output(capsys, args: list[str]) -> str:
 @pytest.mark.parametrize("args, message", [
     (["compare", "a", "b", "--metric", "speed"], "unknown metric 'speed'; choose from: throughput, test_accuracy"),
     (["compare", "a", "b", "--threshold", "-5"], "-5 is not allowed; use a percentage of 0 or more"),
-    (["compare", "/nonexistent/base.json", "."], "cannot read /nonexistent/base.json"),
+    (["compare", "/nonexistent/base.json", "."], "/nonexistent/base.json: does not exist"),
 ])
 def test_compare_usage_errors_exit_2(args, message, capsys):
     with pytest.raises(SystemExit) as stop:
@@ -185,7 +184,7 @@ def test_history_marks_a_step_change(tmp_path, capsys):
     results = tmp_path / "results"
     for i, speed in enumerate([1.0, 1.01, 0.99, 1.0, 0.8, 0.79, 0.81, 0.8]):
         synthetic_run(results / "runs", f"r{i}", speed=speed, seed=i, when=f"2026-11-{10 + i}T00:00:00+00:00")
-    frame = history.series(history.collect(results), "throughput")
+    frame = history.series(history.collect(results)[0], "throughput")
     pytorch = frame[frame["trial"] == "mnist_mlp/mnist/pytorch"]["value"].to_numpy()
     assert history.change_points(pytorch) == [4]
     assert history.change_points(pytorch[:4]) == []  # no step, no change point

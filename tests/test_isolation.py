@@ -7,7 +7,8 @@ import time
 import pytest
 
 from harness.launch import TERM_GRACE_S, launch
-from harness.record import SCHEMA_VERSION, read_record
+from harness.record import SCHEMA_VERSION
+from harness.schema import load_record
 from tests.conftest import make_trial
 from workloads import get_workload
 
@@ -38,7 +39,7 @@ def test_existing_record_is_never_overwritten(tmp_path):
     launch(trial, tmp_path, "run1")
     with pytest.raises(FileExistsError):
         launch(trial, tmp_path, "run1")
-    assert read_record(tmp_path / "records" / f"{trial.trial_id}.json").status == "ok"
+    assert load_record(tmp_path / "records" / f"{trial.trial_id}.json").status == "ok"
 
 
 def test_exception_becomes_error_record_with_reason(tmp_path):

@@ -122,7 +122,7 @@ def test_runs_are_pooled_or_side_by_side(tmp_path):
     side, _, _ = load_runs([first, second], side_by_side=True)
     assert {"pytorch @ abc123", "pytorch @ def45678"} <= set(side["label"])
     markdown = write_reports([first, second], tmp_path / "out", ("md",), side_by_side=True)["md"].read_text()
-    assert "| pytorch @ def45678" in markdown and "[def45678] run other" in markdown
+    assert "| pytorch @ def45678" in markdown and "\\[def45678\\] run other" in markdown
 
 
 def test_report_cli_formats_and_bad_format(tmp_path):

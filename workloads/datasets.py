@@ -14,7 +14,6 @@ import gzip
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -22,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from harness.files import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +145,7 @@ def _download(info: DatasetInfo, filename: str, expected: str, target: Path, mir
         except ChecksumError as exc:
             tried.append(f"{url} ({exc})")
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-        os.replace(tmp, target)
+        write_bytes(target, raw)
         log.info("downloaded %s to %s", url, target)
         return payload
     return None

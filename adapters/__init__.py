@@ -117,6 +117,7 @@ FRAMEWORKS: dict[str, FrameworkInfo] = {
             description="MXNet Gluon, imperative; :hybrid hybridizes with static_alloc and static_shape "
                         "(own environment)",
             environment={DEFAULT_VARIANT: "mxnet", "hybrid": "mxnet"},
+            default_variants=(DEFAULT_VARIANT,),  # hybridize is a fast path, named like pytorch:compile
         ),
         FrameworkInfo(
             name="theano",

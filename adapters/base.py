@@ -6,6 +6,7 @@ The harness drives an adapter like this (and times it, never the adapter itself)
     adapter.setup()                      # import the framework, apply threads and device
     adapter.build(spec, weights)         # native model from the spec, loaded with `weights`
     for each epoch:
+        adapter.unstage()                # untimed: drop the last epoch's batches
         adapter.stage(x, y)              # untimed: this epoch's batches, in the harness's order
         synchronize(); clock; for i in block: handle = adapter.train_step(i); synchronize(); clock
         adapter.loss_values(handles)     # untimed: losses as floats
@@ -57,6 +58,11 @@ class Adapter(ABC):
         """Place one epoch of samples, already in the harness's order, on the device as
         `self.n_batches` full batches (a trailing partial batch is dropped). Returns only when
         the copies are done: an asynchronous transfer would be paid by the first timed block."""
+
+    def unstage(self) -> None:
+        """Drop the staged batches (before the next epoch's are made, so two are never alive)."""
+        self.batches: list = []
+        self.n_batches = 0
 
     @abstractmethod
     def train_step(self, i: int) -> Any:

@@ -53,10 +53,14 @@ def loss_fn(spec: WorkloadSpec, params: Sequence[jax.Array], x: jax.Array, y: ja
 def make_optimizer(spec: WorkloadSpec) -> optax.GradientTransformation:
     opt = spec.optimizer
     if opt.name == "adam":
-        # The spec's Adam is the "epsilon-hat" form (eps added to sqrt(v) before the bias
-        # correction of the step size, as Keras and TF do); optax's eps_root=0 form adds eps after
-        # bias-correcting v. With eps 1e-7 both agree to float32 rounding on these models.
-        return optax.adam(opt.learning_rate, b1=opt.beta1, b2=opt.beta2, eps=opt.eps)
+        # The spec's Adam is the "epsilon-hat" form (eps added to sqrt(v), bias correction folded
+        # into the step size, as TensorFlow, Keras, MXNet and Theano do). optax adds eps to the
+        # bias-corrected sqrt(v) instead: the same step when its eps at step t is
+        # eps / sqrt(1 - b2^t), given each step as an injected schedule (count starts at 0).
+        b2, eps = opt.beta2, opt.eps
+        return optax.inject_hyperparams(optax.adam)(
+            learning_rate=opt.learning_rate, b1=opt.beta1, b2=b2,
+            eps=lambda count: eps / jnp.sqrt(1 - b2 ** (count + 1)))
     return optax.sgd(opt.learning_rate)
 
 

@@ -1,6 +1,7 @@
 """PyTorch: eager mode, or (variant "compile") the model wrapped in torch.compile."""
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -35,6 +36,23 @@ def build_module(spec: WorkloadSpec) -> nn.Sequential:
         else:
             layers.append({"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[layer.kind]())
     return nn.Sequential(*layers)
+
+
+class EpsHatAdam(torch.optim.Adam):
+    """torch.optim.Adam taking the spec's "epsilon-hat" step (Kingma & Ba, the form TensorFlow,
+    Keras, MXNet and Theano use): p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps).
+    PyTorch adds its eps to the bias-corrected sqrt(v) instead, which is the same step for an eps of
+    eps / sqrt(1 - b2^t): that is what each step is given (the fused kernels run unchanged)."""
+
+    def __init__(self, params, lr: float, betas: tuple[float, float], eps: float) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps)
+        self.eps_hat, self.t = eps, 0
+
+    def step(self, closure=None):  # type: ignore[override]
+        self.t += 1
+        for group in self.param_groups:
+            group["eps"] = self.eps_hat / math.sqrt(1 - group["betas"][1] ** self.t)
+        return super().step(closure)
 
 
 def load_weights(module: nn.Sequential, weights: Sequence[np.ndarray]) -> None:
@@ -86,8 +104,8 @@ class PyTorchAdapter(Adapter):
         self.train_model = torch.compile(self.model) if self.variant == "compile" else self.model
         opt = spec.optimizer
         if opt.name == "adam":
-            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=opt.learning_rate,
-                                              betas=(opt.beta1, opt.beta2), eps=opt.eps)
+            self.optimizer = EpsHatAdam(self.model.parameters(), lr=opt.learning_rate,
+                                        betas=(opt.beta1, opt.beta2), eps=opt.eps)
         else:
             self.optimizer = torch.optim.SGD(self.model.parameters(), lr=opt.learning_rate)
         if spec.loss == "softmax_cross_entropy":

@@ -6,9 +6,14 @@ Checks, per framework variant and workload, from the spec's initial weights:
 - the model's output after each weighted or reshaping layer, on a fixed batch, equals the NumPy
   reference's within FORWARD_TOLERANCE (relative to that layer's largest reference value, at least 1);
 - the first step's loss equals the reference loss within FIRST_LOSS_RTOL; the losses of the next
-  steps agree with the median over all probed variants within LOSS_RTOL. That tolerance covers the
-  two Adam forms in use (PyTorch and optax add eps to the bias-corrected sqrt(v); TF, Keras,
-  MXNet and Theano use the spec's "epsilon-hat" form), about 3e-4 after one step on MNIST.
+  STEPS - 1 steps agree with the median over all probed variants within `loss_tolerance(step)`.
+  Every framework runs the spec's one Adam (the "epsilon-hat" form), so what is left is float32
+  rounding, which Adam amplifies: a parameter whose gradient is rounding noise still takes a full
+  learning-rate-sized step. Measured here (20 steps, every variant, 2 threads), the spread between
+  frameworks grows about 1.8x a step on the MLP (2e-6 at step 2, 1.3e-4 at step 6, 4e-3 at step 20)
+  and stays under 1e-4 on the CNN; the envelope is 3e-5 x 1.8^(step - 2), capped at 1e-2. PyTorch's
+  own Adam form (eps added to the bias-corrected sqrt(v)) is 4e-4 (MLP) and 1.1e-3 (CNN) off at
+  step 2, 14x and 37x the envelope.
 A problem names the variant, the workload, the layer or step and the largest difference.
 """
 from __future__ import annotations
@@ -28,8 +33,15 @@ from workloads import get_workload, reference
 
 FORWARD_TOLERANCE = 1e-4
 FIRST_LOSS_RTOL = 1e-5
-LOSS_RTOL = 2e-3
-STEPS = 5
+STEPS = 20
+LOSS_RTOL_STEP2 = 3e-5  # the envelope of float32 rounding at step 2 ...
+LOSS_RTOL_GROWTH = 1.8  # ... growing this much a step (Adam amplifies rounding, see above) ...
+LOSS_RTOL_MAX = 1e-2  # ... up to this: a larger gap within STEPS steps is a different algorithm
+
+
+def loss_tolerance(step: int) -> float:
+    """Relative difference from the median loss allowed at `step` (1-based, step >= 2)."""
+    return min(LOSS_RTOL_MAX, LOSS_RTOL_STEP2 * LOSS_RTOL_GROWTH ** (step - 2))
 
 
 @dataclass
@@ -130,12 +142,13 @@ def loss_problems(probes: list[Probe], workload: str, seed: int = 0) -> list[str
                             f"{first:.7g} (difference {abs(values[0] - first):.3g})")
     steps = min(len(v) for v in losses.values())
     median = np.median(np.stack([v[:steps] for v in losses.values()]), axis=0)
+    allowed = np.array([loss_tolerance(step) for step in range(2, steps + 1)])
     for name, values in losses.items():
         rel = np.abs(values[:steps] - median) / np.abs(median)
-        bad = np.flatnonzero(rel[1:] > LOSS_RTOL)
+        bad = np.flatnonzero(rel[1:] > allowed)
         if bad.size:
             step = int(bad[0]) + 1
             problems.append(f"{name} {workload}: step {step + 1} loss {values[step]:.7g}; the median of "
                             f"{len(losses)} variants is {median[step]:.7g} (relative difference "
-                            f"{rel[step]:.3g} > {LOSS_RTOL:g})")
+                            f"{rel[step]:.3g} > {allowed[step - 1]:.2g})")
     return problems

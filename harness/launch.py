@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -40,6 +42,15 @@ NATIVE_CRASHES = {"SIGSEGV": "a crash in native code", "SIGBUS": "a crash in nat
                   "SIGILL": "an illegal instruction in native code", "SIGFPE": "an arithmetic fault in native code",
                   "SIGABRT": "aborted by native code (a failed check or assertion)"}
 
+# Compilation caches on disk would make a trial's first block a warm start when an earlier run
+# compiled the same graph (Inductor's FX graph cache survives torch.compiler.reset()). Each trial
+# gets fresh, empty ones, removed after it; caches that persist only when configured are switched off.
+CACHE_DIRS = {"TORCHINDUCTOR_CACHE_DIR": "inductor", "TRITON_CACHE_DIR": "triton", "CUDA_CACHE_PATH": "cuda"}
+CACHES_OFF = ("JAX_COMPILATION_CACHE_DIR",)  # JAX's persistent cache: off unless this is set
+COMPILE_CACHE = ("cold: fresh, empty TORCHINDUCTOR_CACHE_DIR, TRITON_CACHE_DIR and CUDA_CACHE_PATH for this "
+                 "trial; no persistent JAX or TensorFlow XLA cache")
+COMPILE_CACHE_VAR = "BENCH_COMPILE_CACHE"  # tells the child what it got, for its record
+
 ProgressCallback = Callable[[dict], None]
 
 
@@ -54,6 +65,16 @@ class Interrupted(BaseException):
     @property
     def name(self) -> str:
         return signal.Signals(self.signum).name
+
+
+def cold_caches(env: dict[str, str], folder: Path) -> dict[str, str]:
+    """`env` with every compilation cache in (empty) sub-folders of `folder`, or switched off."""
+    env = {k: v for k, v in env.items() if k not in CACHES_OFF}
+    env.update({name: str(folder / sub) for name, sub in CACHE_DIRS.items()})
+    flags = [f for f in env.get("TF_XLA_FLAGS", "").split() if not f.startswith("--tf_xla_persistent_cache")]
+    env["TF_XLA_FLAGS"] = " ".join(flags)
+    env[COMPILE_CACHE_VAR] = COMPILE_CACHE
+    return env
 
 
 def child_env(framework: str, variant: str, device: str, threads: int) -> dict[str, str]:
@@ -126,12 +147,25 @@ def launch(trial: TrialSpec, run_dir: Path, run_id: str, python: str = sys.execu
         stale.unlink(missing_ok=True)
 
     cmd = [python, "-m", "harness.trial", str(spec_path), str(result_path), str(progress_path), run_id]
+    caches = Path(tempfile.mkdtemp(prefix=f"dlbench-caches-{trial.trial_id}-"))
+    try:
+        return _supervise(trial, run, run_id, cmd, caches, result_path, progress_path, log_path, on_progress,
+                          machine_gflops)
+    finally:
+        shutil.rmtree(caches, ignore_errors=True)
+
+
+def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], caches: Path, result_path: Path,
+               progress_path: Path, log_path: Path, on_progress: ProgressCallback | None,
+               machine_gflops: float | None) -> TrialRecord:
+    """Start the child, wait for it within the time limit, and store its record (see `launch`)."""
+    python = cmd[0]
     timed_out, interruption, last_state = False, None, {}
     started = time.monotonic()
     with open(log_path, "w") as log:
         try:
-            proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                    env=child_env(trial.framework, trial.variant, trial.device, trial.threads),
+            env = cold_caches(child_env(trial.framework, trial.variant, trial.device, trial.threads), caches)
+            proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
             record = TrialRecord.not_run(trial, run_id, "error",

@@ -29,13 +29,16 @@ def product_times(size: int, min_seconds: float, repeats: int = 1) -> np.ndarray
     return np.array(times)
 
 
-def matmul_peak(size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS,
+def matmul_peak(threads: int, size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS,
                 min_seconds: float = PEAK_MIN_SECONDS) -> dict[str, object]:
-    """Best of at least `repeats` products, all threads, over at least `min_seconds`, in GFLOP/s."""
-    times = product_times(size, min_seconds, repeats)
+    """Best of at least `repeats` products on `threads` BLAS threads (the trials' count: a 1-thread
+    trial is measured against what one thread can do), over at least `min_seconds`, in GFLOP/s."""
+    with threadpool_limits(limits=threads, user_api="blas"):
+        times = product_times(size, min_seconds, repeats)
     blas = next((lib.get("internal_api") or lib.get("name") for lib in _blas_info()), "unknown")
-    return {"gflops": 2 * size**3 / float(times.min()) / 1e9, "method": f"NumPy {np.__version__} matmul ({blas}), float32, "
-            f"{size}x{size}, best of {times.size}"}
+    return {"gflops": 2 * size**3 / float(times.min()) / 1e9, "threads": threads,
+            "method": f"NumPy {np.__version__} matmul ({blas}), float32, {size}x{size}, {threads} thread"
+                      f"{'s' if threads > 1 else ''}, best of {times.size}"}
 
 
 def _blas_info() -> list[dict]:

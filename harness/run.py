@@ -147,7 +147,7 @@ def _new_manifest(run_dir: RunDir, options: RunOptions, trials: list[TrialSpec],
         run_id=run_dir.run_id, command=command,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), options=options,
         trials=[t.trial_id for t in trials],
-        environment=dataclasses.replace(described, matmul_peak=MatmulPeak(**matmul_peak()),
+        environment=dataclasses.replace(described, matmul_peak=MatmulPeak(**matmul_peak(options.threads)),
                                         isolated_environments=_isolated_environments(trials, base)))
 
 
@@ -244,6 +244,8 @@ def _remeasure_peak(run_dir: RunDir) -> None:
     manifest (a busy moment at the start would otherwise inflate every fraction of peak)."""
     manifest = run_dir.read_manifest()
     start = manifest.environment.matmul_peak
-    best = best_of(*([dataclasses.asdict(start)] if start else []), matmul_peak())
+    threads = manifest.options.threads
+    earlier = [dataclasses.asdict(start)] if start and start.applies_to(threads, manifest.environment.cpu_cores) else []
+    best = best_of(*earlier, matmul_peak(threads))
     environment_ = dataclasses.replace(manifest.environment, matmul_peak=MatmulPeak(**best))
     run_dir.write_manifest(dataclasses.replace(manifest, environment=environment_))

@@ -32,9 +32,16 @@ MANIFEST = "manifest.json"
 
 @dataclass(frozen=True)
 class MatmulPeak:
+    """The machine's float32 matmul rate on `threads` BLAS threads (the run's thread count; None in
+    manifests from before it was measured per thread count: then on every core)."""
     gflops: float
     method: str = ""
     measurements_gflops: list[float] = field(default_factory=list)
+    threads: int | None = None
+
+    def applies_to(self, threads: int, cores: int | None) -> bool:
+        """Whether a trial on `threads` threads may be divided by this peak."""
+        return threads == (self.threads if self.threads is not None else cores)
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,10 @@ def thread_env(threads: int) -> dict[str, str]:
         "OPENBLAS_NUM_THREADS": n,
         "TF_NUM_INTRAOP_THREADS": n,
         "TF_NUM_INTEROP_THREADS": "1",
-        "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
-                     f"intra_op_parallelism_threads={n}",
+        # XLA has no thread-count flag: `intra_op_parallelism_threads=N` (a TensorFlow option, seen
+        # in many XLA_FLAGS) is ignored without its dashes and fatal with them ("Unknown flag in
+        # XLA_FLAGS"). Eigen's threading is switched here; the CPU affinity bounds the rest.
+        "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}",
     }
 
 

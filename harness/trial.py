@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import signal
 import sys
@@ -45,7 +46,7 @@ def accuracy(spec: WorkloadSpec, logits: np.ndarray, labels: np.ndarray) -> floa
 
 
 def evaluate(adapter: Adapter, spec: WorkloadSpec, data: TrainingData) -> float:
-    logits = np.concatenate([adapter.predict(data.x_test[i:i + EVAL_BATCH])
+    logits = np.concatenate([adapter.predict(data.inputs(data.x_test, slice(i, i + EVAL_BATCH)))
                              for i in range(0, len(data.x_test), EVAL_BATCH)])
     return accuracy(spec, logits, data.y_test)
 
@@ -97,8 +98,12 @@ def train(adapter: Adapter, spec: WorkloadSpec, data: TrainingData, trial: Trial
     while step < total:
         epoch, i = divmod(step, spe)
         if i == 0 and (spec.shuffle or step == 0):
-            order = batch_order(trial.seed, epoch, n_train, spec.shuffle)
-            adapter.stage(data.x_train[order], data.y_train[order])
+            # The last epoch's batches go before this one's are made, and the harness keeps none:
+            # at most one staged epoch (and, while copying, its source) is alive at a time.
+            adapter.unstage()
+            x, y = data.epoch(batch_order(trial.seed, epoch, n_train, spec.shuffle))
+            adapter.stage(x, y)
+            del x, y
         next_eval = _next_eval(spec, step, spe, total, reached)
         limit = min(next_eval, step - i + spe if spec.shuffle else total) - step
         n = 1 if step == 0 else min(block_size, limit)
@@ -151,6 +156,7 @@ def run(trial: TrialSpec, record: TrialRecord, progress: Progress) -> None:
     except ModuleNotFoundError as exc:
         raise SkipTrial(f"{exc.name} is not installed for {sys.executable}") from exc
     record.rss_after_import_bytes = current_rss_bytes()
+    record.settings["compile_cache"] = os.environ.get("BENCH_COMPILE_CACHE", "as configured (not set by the harness)")
     adapter: Adapter = adapter_cls(trial.variant, trial.device, trial.threads)
     record.settings.update(adapter.setup())
     record.device = adapter.device

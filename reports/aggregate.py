@@ -1,7 +1,8 @@
 """Statistics from raw records: one row per (workload, dataset, framework:variant), repeats pooled."""
 from __future__ import annotations
 
-from typing import Iterable
+import math
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -10,11 +11,20 @@ from adapters import FRAMEWORKS
 from harness.record import TrialRecord
 from reports.stats import Noise, median_ci, pooled_noise, process_interval
 
-COLUMNS = ["workload", "dataset", "label", "version", "status", "reason", "repeats", "throughput", "throughput_ci_low",
-           "throughput_ci_high", "throughput_q1", "throughput_q3", "throughput_mean", "steps_per_s", "first_block_s",
-           "latency_p50_s", "latency_p90_s", "latency_p99_s", "test_accuracy", "target_accuracy",
-           "steps_to_target", "time_to_target_s", "rss_after_import_bytes", "peak_rss_bytes",
-           "device_peak_bytes", "gflops", "peak_fraction", "param_count", "blocks", "machine_gflops"]
+COLUMNS = ["workload", "dataset", "label", "version", "status", "reason", "repeats", "processes", "throughput",
+           "throughput_interval", "throughput_low", "throughput_high", "throughput_q1", "throughput_q3",
+           "throughput_sustained", "steps_per_s", "first_block_s", "latency_p50_s", "latency_p90_s", "latency_p99_s",
+           "test_accuracy", "target_accuracy", "target_reached", "steps_to_target", "time_to_target_s",
+           "rss_after_import_bytes", "rss_after_build_bytes", "peak_rss_bytes", "training_memory_bytes",
+           "device_peak_bytes", "gflops", "peak_gflops", "peak_fraction", "param_count", "blocks", "machine_gflops"]
+
+# What the interval around a median means (column throughput_interval): with repeats, a 95%
+# confidence interval that includes the spread between processes; with one process, only the
+# spread inside that run, which covers the level another run would measure far less often (11-17%
+# of the time at 5-10% process-to-process noise, simulated), so it is not called a CI.
+CI_95 = "95% CI"
+WITHIN_RUN = "within-run spread"
+MIN_BLOCKS_FOR_INTERVAL = 5  # fewer blocks give no interval (two gave a zero-width one)
 
 
 BUSY_FRACTION = 0.5  # a machine probe under this share of the run's median: something else held the machine
@@ -36,9 +46,10 @@ def block_throughputs(record: TrialRecord) -> np.ndarray:
     return np.array([b.steps * record.batch_size / b.seconds for b in record.blocks if b.seconds > 0])
 
 
-def mean_throughput(*records: TrialRecord) -> float | None:
+def sustained_throughput(*records: TrialRecord) -> float | None:
     """All timed samples over all timed seconds (blocks of every record): the figure a plain
-    loop around the whole training prints; beside the median, it shows what slow blocks cost."""
+    loop around the whole training prints; beside the median, it shows what slow blocks cost
+    (a framework with periodic stalls has a median above its sustained rate)."""
     seconds = sum(b.seconds for r in records for b in r.blocks)
     samples = sum(b.steps * r.batch_size for r in records if r.batch_size for b in r.blocks)
     return samples / seconds if seconds > 0 and samples else None
@@ -70,8 +81,30 @@ def _median(values: list[float | int | None]) -> float | None:
     return float(np.median(present)) if present else None
 
 
-def summarize(records: Iterable[TrialRecord], peak_gflops: float | None = None) -> pd.DataFrame:
-    """`peak_gflops`: the machine's measured matmul rate (manifest), for the fraction of peak."""
+def time_to_target(records: list[TrialRecord]) -> tuple[int, float | None, int | None]:
+    """(repeats that reached the target, median seconds, steps of that same repeat). A repeat that
+    never reached it counts as infinitely slow, so the median is None (not reached) when fewer than
+    half reached it; the steps and seconds shown come from one repeat (the lower median)."""
+    reached = sorted((r.time_to_target_s, r.steps_to_target) for r in records if r.time_to_target_s is not None)
+    times = [t for t, _ in reached] + [math.inf] * (len(records) - len(reached))
+    if not times:
+        return 0, None, None
+    middle = (len(times) - 1) // 2
+    return (len(reached), None, None) if math.isinf(times[middle]) else (len(reached), *reached[middle])
+
+
+def training_memory(record: TrialRecord) -> int | None:
+    """What training itself added to the process: peak RSS minus RSS once the model was built
+    (which holds the framework, the dataset and the model)."""
+    if record.peak_rss_bytes is None or record.rss_after_build_bytes is None:
+        return None
+    return max(0, record.peak_rss_bytes - record.rss_after_build_bytes)
+
+
+def summarize(records: Iterable[TrialRecord],
+              peak_for: Callable[[TrialRecord], float | None] | None = None) -> pd.DataFrame:
+    """`peak_for(record)`: the matmul rate measured on that record's machine at its thread count
+    (reports.load.peak_lookup), for the fraction of peak; None where there is none to divide by."""
     groups: dict[tuple[str, str, str], list[TrialRecord]] = {}
     for r in records:
         groups.setdefault((r.workload, r.dataset, r.label), []).append(r)
@@ -90,7 +123,10 @@ def summarize(records: Iterable[TrialRecord], peak_gflops: float | None = None) 
         per_process = [rates[id(r)] for r in ok if id(r) in rates]
         pooled = np.concatenate(per_process) if per_process else np.array([])
         median = float(np.median(pooled)) if pooled.size else None
-        ci_low, ci_high = throughput_ci(per_process, noise) if pooled.size else (None, None)
+        interval = "" if pooled.size < MIN_BLOCKS_FOR_INTERVAL else CI_95 if len(per_process) > 1 else WITHIN_RUN
+        low, high = throughput_ci(per_process, noise) if interval else (None, None)
+        reached, seconds_to_target, steps_to_target = time_to_target(ok)
+        peak = _median([peak_for(r) for r in ok]) if peak_for and ok else None
         q1, q3 = np.percentile(pooled, [25, 75]) if pooled.size else (None, None)
         latencies = np.concatenate([np.asarray(r.latencies_s, dtype=float) for r in ok]) if ok else np.array([])
         p50, p90, p99 = np.percentile(latencies, [50, 90, 99]) if latencies.size else (None, None, None)
@@ -102,21 +138,23 @@ def summarize(records: Iterable[TrialRecord], peak_gflops: float | None = None) 
             "workload": workload, "dataset": dataset, "label": label, "status": status,
             "version": framework_version(first or group[0]),
             "reason": "; ".join(sorted({r.reason for r in failed if r.reason})),
-            "repeats": len(group),
-            "throughput": median, "throughput_ci_low": ci_low, "throughput_ci_high": ci_high,
-            "throughput_q1": q1, "throughput_q3": q3, "throughput_mean": mean_throughput(*ok),
+            "repeats": len(group), "processes": len(per_process),
+            "throughput": median, "throughput_interval": interval, "throughput_low": low, "throughput_high": high,
+            "throughput_q1": q1, "throughput_q3": q3, "throughput_sustained": sustained_throughput(*ok),
             "steps_per_s": median / first.batch_size if median and first.batch_size else None,
             "first_block_s": _median([r.first_block.seconds if r.first_block else None for r in ok]),
             "latency_p50_s": p50, "latency_p90_s": p90, "latency_p99_s": p99,
             "test_accuracy": _median([r.final_test_accuracy for r in ok]),
             "target_accuracy": first.target_accuracy if first else None,
-            "steps_to_target": _median([r.steps_to_target for r in ok]),
-            "time_to_target_s": _median([r.time_to_target_s for r in ok]),
+            "target_reached": reached if ok else None,
+            "steps_to_target": steps_to_target, "time_to_target_s": seconds_to_target,
             "rss_after_import_bytes": _median([r.rss_after_import_bytes for r in ok]),
+            "rss_after_build_bytes": _median([r.rss_after_build_bytes for r in ok]),
             "peak_rss_bytes": _median([r.peak_rss_bytes for r in ok]),
+            "training_memory_bytes": _median([training_memory(r) for r in ok]),
             "device_peak_bytes": _median([r.device_peak_bytes for r in ok]),
-            "gflops": gflops,
-            "peak_fraction": gflops / peak_gflops if gflops and peak_gflops else None,
+            "gflops": gflops, "peak_gflops": peak,
+            "peak_fraction": gflops / peak if gflops and peak else None,
             "param_count": first.param_count if first else None,
             "blocks": int(pooled.size),
             "machine_gflops": _median([r.machine_gflops for r in group]),

@@ -12,7 +12,8 @@ import pandas as pd
 from harness.files import BadFile
 from harness.record import TrialRecord
 from reports import plots
-from reports.tables import HEADERS, LATENCY_HEADER, SORT_COLUMNS, table_rows
+from reports.aggregate import CI_95
+from reports.tables import HEADERS, LATENCY_HEADER, SORT_COLUMNS, interval_header, table_headers, table_rows
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1f24;background:#fff}
@@ -81,8 +82,13 @@ def _verdict(group: pd.DataFrame) -> tuple[str, bool]:
         second = ok.iloc[1]
         ratio = best["throughput"] / second["throughput"]
         text += f", {ratio:.2f}× the next, <b>{_e(second['label'])}</b>"
-        if best["throughput_ci_low"] <= second["throughput_ci_high"]:
-            text += " (their 95% confidence intervals overlap: not a clear win; run with --repeats)"
+        if not (best["throughput_interval"] == second["throughput_interval"] == CI_95):
+            # One process each: the spread inside a run says nothing of how far another run lands.
+            text += (" (one process each, so this run cannot tell whether the difference holds in another: "
+                     "--repeats 3 would resolve it)")
+            warn = True
+        elif best["throughput_low"] <= second["throughput_high"]:
+            text += " (their 95% confidence intervals overlap: not a clear win; more --repeats would resolve it)"
             warn = True
         else:
             text += " (95% confidence intervals apart)"
@@ -93,9 +99,10 @@ def _verdict(group: pd.DataFrame) -> tuple[str, bool]:
     if len(missed):
         text += " (missed: " + ", ".join(_e(x) for x in missed["label"]) + ")"
         warn = True
-    lean = ok.dropna(subset=["peak_rss_bytes"]).sort_values("peak_rss_bytes")
+    lean = ok.dropna(subset=["training_memory_bytes"]).sort_values("training_memory_bytes")
     if len(lean):
-        text += f". Least memory: <b>{_e(lean.iloc[0]['label'])}</b>, {lean.iloc[0]['peak_rss_bytes'] / 2**20:,.0f} MiB peak RSS"
+        text += (f". Least memory in training: <b>{_e(lean.iloc[0]['label'])}</b>, "
+                 f"{lean.iloc[0]['training_memory_bytes'] / 2**20:,.0f} MiB above the built model")
     failed = group[group["throughput"].isna()]
     if len(failed):
         text += f". {len(failed)} not measured (see below)"
@@ -105,14 +112,14 @@ def _verdict(group: pd.DataFrame) -> tuple[str, bool]:
 
 def _table(group: pd.DataFrame) -> str:
     with_latency = bool(group["latency_p50_s"].notna().any())
-    headers = HEADERS + ([LATENCY_HEADER] if with_latency else [])
-    head = "".join(f"<th scope=col>{_e(h)}</th>" for h in headers)
+    keys = HEADERS + ([LATENCY_HEADER] if with_latency else [])
+    head = "".join(f"<th scope=col>{_e(h)}</th>" for h in table_headers(group, with_latency))
     body = []
     for (_, row), cells in zip(group.iterrows(), table_rows(group, with_latency)):
         status = str(row["status"])
         css = "" if status.startswith("ok") else (" class=skipped" if status == "skipped" else " class=failed")
         tds = "".join(f"<td data-sort=\"{_sort_value(row[SORT_COLUMNS[h]])}\">{_e(c)}</td>"
-                      for h, c in zip(headers, cells))
+                      for h, c in zip(keys, cells))
         body.append(f"<tr{css}>{tds}</tr>")
     return f"<table class=sortable><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -124,13 +131,13 @@ def _figures(group: pd.DataFrame, records: list[TrialRecord], palette: dict) -> 
     ok = [r for r in records if r.status == "ok"]
     # One record per label for the curves (the first repeat); the bars pool all repeats.
     curves = list({r.label: r for r in sorted(ok, key=lambda r: -r.repeat)}.values())
-    figs = [plots.throughput(measured, palette)]
+    figs = [plots.throughput(measured, palette, interval_header(measured))]
     target = measured["target_accuracy"].dropna()
     if any(r.evaluations for r in curves):
         figs.append(plots.accuracy_over_time(curves, float(target.iloc[0]) if len(target) else None, palette))
     if any(r.step_losses for r in curves):
         figs.append(plots.loss_curves(curves, palette))
-    if measured["peak_rss_bytes"].notna().any():
+    if measured["training_memory_bytes"].notna().any():
         figs.append(plots.memory(measured, palette))
     if measured["peak_fraction"].notna().any():
         figs.append(plots.efficiency(measured, palette))

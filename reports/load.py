@@ -44,14 +44,17 @@ def load_records(run_dir: str | Path, unreadable: list[BadFile] | None = None) -
     return records
 
 
-def peak_gflops(manifest: Manifest | None) -> float | None:
+def peak_for(manifest: Manifest | None, record: TrialRecord) -> float | None:
+    """The matmul peak a record's efficiency is measured against: its run's, measured on the
+    record's thread count; None when the manifest has none for that count."""
     peak = manifest.environment.matmul_peak if manifest else None
-    return peak.gflops if peak else None
+    return peak.gflops if peak and peak.applies_to(record.threads, manifest.environment.cpu_cores) else None
 
 
 def run_frame(run_dir: str | Path) -> pd.DataFrame:
     """The summary table of a run, with efficiency against the peak its manifest measured."""
-    return summarize(load_records(run_dir), peak_gflops=peak_gflops(load_manifest(run_dir)))
+    manifest = load_manifest(run_dir)
+    return summarize(load_records(run_dir), peak_for=lambda r: peak_for(manifest, r))
 
 
 # What tells two runs apart, in order of preference, for side-by-side labels.
@@ -82,15 +85,15 @@ def load_runs(run_dirs: list[Path], side_by_side: bool = False, unreadable: list
     run's label (`pytorch @ Xeon x2`) and each run keeps its own peak."""
     manifests = [load_manifest(d, unreadable) for d in run_dirs]
     per_run = [load_records(d, unreadable) for d in run_dirs]
+    peaks = {id(r): peak_for(m, r) for m, rs in zip(manifests, per_run) for r in rs}
     if not side_by_side or len(run_dirs) == 1:
         records = [r for rs in per_run for r in rs]
-        peaks = [p for p in map(peak_gflops, manifests) if p]
-        return summarize(records, peak_gflops=sum(peaks) / len(peaks) if peaks else None), records, manifests
+        return summarize(records, peak_for=lambda r: peaks[id(r)]), records, manifests
     frames, records = [], []
     for manifest, run_records, run_label in zip(manifests, per_run, run_labels(manifests)):
         relabelled = [dataclasses.replace(r, label=f"{r.label} @ {run_label}") for r in run_records]
         records += relabelled
-        frames.append(summarize(relabelled, peak_gflops=peak_gflops(manifest)))
+        frames.append(summarize(relabelled, peak_for=lambda r, m=manifest: peak_for(m, r)))
     frame = pd.concat(frames, ignore_index=True).sort_values(
         ["workload", "dataset", "throughput"], ascending=[True, True, False], na_position="last", ignore_index=True)
     return frame, records, manifests

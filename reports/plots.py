@@ -55,20 +55,24 @@ def _bars(group: pd.DataFrame, value: str, title: str, xlabel: str, palette: dic
     return _svg(fig)
 
 
-def throughput(group: pd.DataFrame, palette: dict) -> str:
-    """Samples/s with the CI as error bars; steps/s where steps are the unit (XOR's latency workloads)."""
+def throughput(group: pd.DataFrame, palette: dict, interval: str) -> str:
+    """Samples/s with the interval as error bars (`interval` says which: a 95% CI or the within-run
+    spread); steps/s where steps are the unit (XOR's latency workloads)."""
     scaled, unit = group, "samples/s"
     if group["latency_p50_s"].notna().any():
         batch = group["throughput"] / group["steps_per_s"]
-        columns = ("throughput", "throughput_ci_low", "throughput_ci_high")
+        columns = ("throughput", "throughput_low", "throughput_high")
         scaled, unit = group.assign(**{c: group[c] / batch for c in columns}), "steps/s"
-    return _bars(scaled, "throughput", "Throughput (median, 95% CI), higher is better", unit, palette,
-                 "throughput_ci_low", "throughput_ci_high")
+    return _bars(scaled, "throughput", f"Throughput (median, bars: {interval}), higher is better", unit, palette,
+                 "throughput_low", "throughput_high")
 
 
 def memory(group: pd.DataFrame, palette: dict) -> str:
-    mib = group.assign(peak=group["peak_rss_bytes"] / 2**20)
-    return _bars(mib, "peak", "Peak RSS of the trial process, lower is better", "MiB", palette)
+    """Training memory: peak RSS minus RSS once the model was built (which holds the framework,
+    the dataset and the model alike for everyone), the same measure as the tables' column."""
+    mib = group.assign(train=group["training_memory_bytes"] / 2**20)
+    return _bars(mib, "train", "Memory used by training (peak RSS minus RSS after building the model), "
+                 "lower is better", "MiB", palette)
 
 
 def efficiency(group: pd.DataFrame, palette: dict) -> str:

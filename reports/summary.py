@@ -32,12 +32,15 @@ def settings_lines(manifest: Manifest) -> list[str]:
         "same initial weights (NumPy, from the seed) and the same batch order in every framework; "
         "batches staged on the device per epoch, untimed; throughput is the median over timed blocks "
         "of steps after the first step (which is reported apart as 'first block')",
-        "95% CI: block bootstrap of the median (neighbouring blocks drawn together" + (
-            "; processes drawn first), widened to the Student-t interval of the per-process medians, their "
-            "spread pooled over the run's trials, so it includes the spread between repeats"
-            if options.repeats > 1
-            else "); one process per trial, so it shows within-run noise only: whole processes on a shared "
-                 "machine differ by more, use --repeats to include that"),
+        ("95% CI: block bootstrap of the median (neighbouring blocks drawn together; processes drawn first), "
+         "widened to the Student-t interval of the per-process medians, their spread pooled over the run's "
+         "trials, so it includes the spread between repeats" if options.repeats > 1 else
+         "within-run spread (not a confidence interval): block bootstrap of the median over one process's "
+         "blocks; whole processes on a shared machine differ by more, so another run may land outside it: "
+         "--repeats 3 gives a 95% CI"),
+        "sustained: all timed samples over all timed seconds (below the median when some blocks stall)",
+        "train mem: peak RSS minus RSS after the model was built (which holds the framework, the dataset "
+        "and the model), the memory training itself took; the memory bars show it, the peak is in parentheses",
         f"efficiency: analytic training FLOPs per sample x median throughput, against the machine's "
         f"measured matmul rate of {peak.gflops if peak else float('nan'):,.0f} GFLOP/s "
         f"({peak.method if peak else 'not measured'})",

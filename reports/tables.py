@@ -8,14 +8,17 @@ import pandas as pd
 from tabulate import tabulate
 
 from harness.files import BadFile
+from reports.aggregate import CI_95, WITHIN_RUN
 
-HEADERS = ["framework", "version", "status", "samples/s", "95% CI", "vs fastest", "steps/s", "first block",
-           "test acc", "to target", "peak RSS", "GFLOP/s (of peak)"]
+INTERVAL = "interval"  # stands for the interval column's header, which says what the interval is
+MEMORY_HEADER = "train mem (peak RSS)"
+HEADERS = ["framework", "version", "status", "samples/s", INTERVAL, "sustained", "vs fastest", "steps/s",
+           "first block", "test acc", "to target", MEMORY_HEADER, "GFLOP/s (of peak)"]
 LATENCY_HEADER = "step p50 / p90 / p99"
 # The frame column each header sorts by (HTML report).
 SORT_COLUMNS = dict(zip(HEADERS + [LATENCY_HEADER], [
-    "label", "version", "status", "throughput", "throughput_ci_low", "throughput", "steps_per_s", "first_block_s",
-    "test_accuracy", "time_to_target_s", "peak_rss_bytes", "gflops", "latency_p50_s"]))
+    "label", "version", "status", "throughput", "throughput_low", "throughput_sustained", "throughput", "steps_per_s",
+    "first_block_s", "test_accuracy", "time_to_target_s", "training_memory_bytes", "gflops", "latency_p50_s"]))
 
 
 REASON_TAIL_LINES = 8  # of a multi-line reason (a crash's last output), shown under its first line
@@ -73,10 +76,29 @@ def _accuracy(row: pd.Series) -> str:
 
 
 def _to_target(row: pd.Series) -> str:
-    steps = row["steps_to_target"]
+    """Seconds and steps to the target (the median repeat's), and with repeats how many reached it."""
+    steps, processes = row["steps_to_target"], row["processes"]
+    out_of = "" if _missing(processes) or processes < 2 else f", {row['target_reached']:.0f} of {processes:.0f}"
     if _missing(steps):
-        return "not reached" if row["status"].startswith("ok") else "–"
-    return f"{_seconds(row['time_to_target_s'])} ({steps:,.0f} steps)"
+        return f"not reached{out_of}" if row["status"].startswith("ok") else "–"
+    return f"{_seconds(row['time_to_target_s'])} ({steps:,.0f} steps{out_of})"
+
+
+def interval_header(frame: pd.DataFrame) -> str:
+    """What the interval column of these rows is: a 95% CI only when every row has repeats."""
+    kinds = set(frame["throughput_interval"].dropna()) - {""}
+    if kinds == {CI_95}:
+        return CI_95
+    if kinds == {WITHIN_RUN} or not kinds:
+        return WITHIN_RUN
+    return f"{CI_95} or within-run (w)"
+
+
+def _interval(row: pd.Series, mixed: bool) -> str:
+    if _missing(row["throughput_low"]):
+        return "–"
+    cell = f"{_num(row['throughput_low'])}–{_num(row['throughput_high'])}"
+    return cell + " (w)" if mixed and row["throughput_interval"] == WITHIN_RUN else cell
 
 
 def _efficiency(row: pd.Series) -> str:
@@ -93,19 +115,24 @@ def table_rows(frame: pd.DataFrame, with_latency: bool, markdown: bool = False) 
     from records escaped for markdown when `markdown`)."""
     text = md_text if markdown else str
     fastest = frame["throughput"].max()
+    mixed = interval_header(frame) not in (CI_95, WITHIN_RUN)
     rows = []
     for _, row in frame.iterrows():
-        ci = "–" if _missing(row["throughput_ci_low"]) else \
-            f"{_num(row['throughput_ci_low'])}–{_num(row['throughput_ci_high'])}"
         relative = "–" if _missing(row["throughput"]) else f"{row['throughput'] / fastest:.2f}×"
+        memory = "–" if _missing(row["training_memory_bytes"]) else \
+            f"{_mib(row['training_memory_bytes'])} ({_mib(row['peak_rss_bytes'])})"
         cells = [text(row["label"]), "–" if _missing(row["version"]) else text(row["version"]), text(row["status"]),
-                 _num(row["throughput"]), ci, relative, _num(row["steps_per_s"], 1),
-                 _seconds(row["first_block_s"]),
-                 _accuracy(row), _to_target(row), _mib(row["peak_rss_bytes"]), _efficiency(row)]
+                 _num(row["throughput"]), _interval(row, mixed), _num(row["throughput_sustained"]), relative,
+                 _num(row["steps_per_s"], 1), _seconds(row["first_block_s"]),
+                 _accuracy(row), _to_target(row), memory, _efficiency(row)]
         if with_latency:
             cells.append(" / ".join(_seconds(row[f"latency_p{p}_s"]) for p in (50, 90, 99)))
         rows.append(cells)
     return rows
+
+
+def table_headers(group: pd.DataFrame, with_latency: bool) -> list[str]:
+    return [interval_header(group) if h == INTERVAL else h for h in HEADERS] + ([LATENCY_HEADER] if with_latency else [])
 
 
 def workload_tables(frame: pd.DataFrame, markdown: bool) -> str:
@@ -113,7 +140,7 @@ def workload_tables(frame: pd.DataFrame, markdown: bool) -> str:
     parts = []
     for (workload, dataset), group in frame.groupby(["workload", "dataset"], sort=True):
         with_latency = group["latency_p50_s"].notna().any()
-        headers = HEADERS + ([LATENCY_HEADER] if with_latency else [])
+        headers = table_headers(group, with_latency)
         title = f"### {md_text(workload)} on {md_text(dataset)}" if markdown else f"{workload} on {dataset}"
         table = tabulate(table_rows(group, with_latency, markdown), headers=headers, tablefmt="github" if markdown else "simple",
                          disable_numparse=True, colalign=("left", "left", "left") + ("right",) * (len(headers) - 3))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from adapters.pytorch import PyTorchAdapter
 
@@ -23,4 +24,17 @@ class DoubleLearningRate(PyTorchAdapter):
         result = super().build(spec, weights)
         for group in self.optimizer.param_groups:
             group["lr"] *= 2
+        return result
+
+
+class PlainTorchAdam(PyTorchAdapter):
+    """PyTorch's own Adam form (eps added to the bias-corrected sqrt(v)), not the spec's epsilon-hat
+    one: the same model, steps that drift apart over tens of steps."""
+
+    def build(self, spec, weights):
+        result = super().build(spec, weights)
+        if spec.optimizer.name == "adam":
+            opt = spec.optimizer
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=opt.learning_rate,
+                                              betas=(opt.beta1, opt.beta2), eps=opt.eps)
         return result

@@ -159,3 +159,17 @@ class MemoryHog(NumpyAdapter):
             while True:
                 hoard.append(np.ones(64 * 2**20 // 8))
         return super().train_step(i)
+
+
+class CacheProbe(NumpyAdapter):
+    """Says in its settings whether the compile cache folder it was given was empty, then fills it,
+    as a compiling framework would."""
+
+    def setup(self) -> dict[str, Any]:
+        from pathlib import Path
+
+        folder = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+        empty = not folder.exists() or not any(folder.iterdir())
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "compiled-graph").write_text("a compiled graph")
+        return {**super().setup(), "cache_dir": str(folder), "cache_was_empty": empty}

@@ -70,3 +70,17 @@ def test_a_wrong_learning_rate_is_named_by_step():
               if not missing_modules(f, v)]
     problems = [p for p in equivalence.loss_problems(others + [broken], "mnist_mlp") if p.startswith("pytorch")]
     assert problems and "step 2 loss" in problems[-1], problems
+
+
+@needs_torch
+def test_pytorchs_own_adam_form_fails_the_20_step_check():
+    """The spec's Adam is the epsilon-hat form; torch.optim.Adam as it comes adds eps to the
+    bias-corrected sqrt(v). Same model, same data: the check must tell the two apart."""
+    plain = equivalence.run_probe("pytorch", "default", ["mnist_mlp", "mnist_cnn"], sys.executable, threads=2,
+                                  adapter="tests.broken_adapters:PlainTorchAdam")
+    others = [probe(f, v) for f, v in (("pytorch", "default"), ("tensorflow", "default"), ("jax", "default"),
+                                       ("keras", "tensorflow")) if not missing_modules(f, v)]
+    for workload in ("mnist_mlp", "mnist_cnn"):
+        assert not equivalence.loss_problems(others, workload)
+        problems = [p for p in equivalence.loss_problems(others + [plain], workload) if p.startswith("pytorch")]
+        assert problems and problems[-1].startswith(f"pytorch {workload}: step 2 loss"), problems

@@ -147,15 +147,21 @@ def test_a_stopped_run_records_the_trial_as_interrupted_and_resumes(tmp_path, si
     assert kept.status == "interrupted" and kept.blocks  # set aside, not deleted
 
 
-def test_a_killed_parent_takes_its_trial_with_it(tmp_path):
-    out = tmp_path / "runs"
+def killed_mid_trial(out: Path) -> Path:
+    """A run of the slow stand-in whose bench.py is killed (SIGKILL) while its trial measures. The
+    trial had seconds of training left; tied to its parent, it must end at once."""
     proc = start("run", "-f", "slow", *SMOKE, "--out", str(out))
     wait_for(lambda: trial_measuring(out), what="the slow trial to measure")
     proc.kill()
     proc.wait()
-    # The trial had seconds of training left; tied to its parent, it ends at once.
     wait_for(lambda: not processes_under(out), timeout=1, what="the orphaned trial to end")
     (run_dir,) = out.iterdir()
+    return run_dir
+
+
+def test_a_killed_parent_takes_its_trial_with_it(tmp_path):
+    out = tmp_path / "runs"
+    run_dir = killed_mid_trial(out)
     assert not (run_dir / "records").exists() or not any((run_dir / "records").iterdir())
     # Nothing of the dead run writes into the folder any more: a resume measures the trial alone.
     time.sleep(1)
@@ -167,12 +173,7 @@ def test_a_killed_parent_takes_its_trial_with_it(tmp_path):
 
 def test_two_resumes_of_one_run_at_once_refuse_the_second(fakes, tmp_path):
     out = tmp_path / "runs"
-    first = start("run", "-f", "slow", *SMOKE, "--out", str(out))
-    wait_for(lambda: trial_measuring(out), what="the slow trial to measure")
-    first.kill()
-    first.wait()
-    wait_for(lambda: not processes_under(out), timeout=5, what="the orphaned trial to end")
-    (run_dir,) = out.iterdir()
+    run_dir = killed_mid_trial(out)
     resume_a = start("run", "--resume", str(run_dir))
     wait_for(lambda: trial_measuring(out), what="resume A's trial")
     code, _, err = cli("run", "--resume", str(run_dir))

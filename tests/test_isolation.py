@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -82,3 +83,16 @@ def test_missing_framework_is_skipped_with_the_module_name(tmp_path):
     record = launch(make_trial("tests.missing_framework_adapter:Adapter"), tmp_path, "r")
     assert record.status == "skipped"
     assert "framework_that_is_not_installed is not installed" in record.reason
+
+
+def test_every_trial_starts_with_cold_compile_caches(tmp_path):
+    """Inductor's FX graph cache (and Triton's, CUDA's) would make a later trial's first block a warm
+    start; each trial gets empty ones, removed after it, and its record says so."""
+    first = launch(make_trial("tests.fake_adapters:CacheProbe"), tmp_path / "a", "r")
+    second = launch(make_trial("tests.fake_adapters:CacheProbe"), tmp_path / "b", "r")
+    for record in (first, second):
+        assert record.status == "ok", record.reason
+        assert record.settings["cache_was_empty"] is True
+        assert record.settings["compile_cache"].startswith("cold: fresh, empty TORCHINDUCTOR_CACHE_DIR")
+    assert first.settings["cache_dir"] != second.settings["cache_dir"]
+    assert not os.path.exists(first.settings["cache_dir"]) and not os.path.exists(second.settings["cache_dir"])

@@ -26,3 +26,22 @@ def test_the_train_step_compiles_once(workload):
         adapter.train_step(i)
     adapter.synchronize()
     assert adapter._step._cache_size() == 1
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_every_xla_flag_the_harness_sets_is_one_xla_knows(threads):
+    """XLA ignores a token of XLA_FLAGS without a leading '--' and aborts on an unknown '--' flag, so
+    a flag is applied only if it has its dashes and a JAX process with it starts."""
+    import subprocess
+    import sys
+
+    from harness.launch import PROJECT_ROOT, child_env
+    from harness.threads import thread_env
+
+    tokens = thread_env(threads)["XLA_FLAGS"].split()
+    assert tokens and all(t.startswith("--xla_") for t in tokens), tokens
+    out = subprocess.run([sys.executable, "-c", "import jax, jax.numpy as j; print(jax.jit(lambda x: x @ x)(j.ones((8, 8))).sum())"],
+                         cwd=PROJECT_ROOT, env=child_env("jax", "default", "cpu", threads), capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "Unknown flag" not in out.stderr, out.stderr[-500:]
+    assert out.stdout.strip() == "512.0"

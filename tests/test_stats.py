@@ -114,12 +114,12 @@ def test_a_process_on_a_busy_machine_widens_its_own_trial_only():
                                    machine_gflops=50.0 if (t, repeat) == (0, 0) else 200 + repeat))
     assert [r.label for r in busy_machine(records)] == ["f0"]
     frame = summarize(records).set_index("label")
-    assert frame.loc["f0", "throughput_ci_low"] < 20
+    assert frame.loc["f0", "throughput_low"] < 20
     others = frame.drop("f0")
-    assert (others["throughput_ci_low"] > 80).all() and (others["throughput_ci_high"] < 125).all()
+    assert (others["throughput_low"] > 80).all() and (others["throughput_high"] < 125).all()
     for r in records:
         r.machine_gflops = None  # unprobed: the disturbed process goes into the pool and widens everyone's
-    assert (summarize(records).set_index("label").drop("f0")["throughput_ci_low"] < 60).all()
+    assert (summarize(records).set_index("label").drop("f0")["throughput_low"] < 60).all()
 
 
 def _record(label: str, repeat: int, rates: np.ndarray, machine_gflops: float | None) -> TrialRecord:

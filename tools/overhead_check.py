@@ -55,8 +55,7 @@ def _epochs():
     data = training_data(spec, "mnist", "quick")
     n = len(data.x_train) // BATCH
     for epoch in range(spec.epochs["quick"]):
-        order = batch_order(0, epoch, len(data.x_train))
-        x, y = data.x_train[order], data.y_train[order]
+        x, y = data.epoch(batch_order(0, epoch, len(data.x_train)))
         yield [(x[i * BATCH:(i + 1) * BATCH], y[i * BATCH:(i + 1) * BATCH]) for i in range(n)]
 
 

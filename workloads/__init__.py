@@ -28,12 +28,36 @@ def dataset_for(spec: WorkloadSpec, image_dataset: str) -> str:
     return image_dataset if spec.dataset == "image" else spec.dataset
 
 
+CONVERT_CHUNK = 8192  # samples converted to float32 at a time (no uint8 temporary of a whole epoch)
+
+
 @dataclass(frozen=True)
 class TrainingData:
+    """A workload's samples as stored (MNIST: uint8 pixels, a quarter of float32's size) with integer
+    labels. Inputs become float32, scaled and shaped like `input_shape`, only for what is staged or
+    evaluated, so the trial's process holds no float32 copy of the whole set besides the one epoch
+    being staged: what its memory shows beyond that is the framework's."""
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    input_shape: tuple[int, ...] = ()
+    scale: float = 1.0
+
+    def inputs(self, x: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """float32 inputs of `x[rows]`, converted in chunks."""
+        index = np.arange(len(x))[rows]
+        out = np.empty((len(index),) + tuple(self.input_shape), np.float32)
+        flat = out.reshape(len(index), -1)
+        for start in range(0, len(index), CONVERT_CHUNK):
+            part = x[index[start:start + CONVERT_CHUNK]]
+            np.multiply(part.reshape(len(part), -1), np.float32(self.scale), out=flat[start:start + len(part)],
+                        casting="unsafe")
+        return out
+
+    def epoch(self, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One epoch of training samples in `order`, as float32 inputs and labels."""
+        return self.inputs(self.x_train, order), self.y_train[order]
 
 
 def training_data(spec: WorkloadSpec, dataset: str, profile: str, data_dir: str | Path | None = None,
@@ -44,21 +68,16 @@ def training_data(spec: WorkloadSpec, dataset: str, profile: str, data_dir: str 
     if spec.dataset == "xor":
         x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
         y = np.array([0, 1, 1, 0], dtype=np.float32)
-        return TrainingData(x, y, x, y)
+        return TrainingData(x, y, x, y, tuple(spec.input_shape))
     if dataset not in IMAGE_DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose from: {', '.join(IMAGE_DATASETS)}")
     arrays = datasets.load(dataset, data_dir=data_dir, cache_dir=cache_dir, download=download)
     n_train = spec.train_samples.get(profile)
     n_test = spec.test_samples.get(profile)
 
-    def images(a: np.ndarray, n: int | None) -> np.ndarray:
-        a = a[:n] if n else a
-        return (a.astype(np.float32) / 255.0).reshape((len(a),) + tuple(spec.input_shape))
+    def first(a: np.ndarray, n: int | None) -> np.ndarray:
+        return a[:n] if n else a
 
-    def labels(a: np.ndarray, n: int | None) -> np.ndarray:
-        return (a[:n] if n else a).astype(np.int64)
-
-    return TrainingData(
-        images(arrays["train_images"], n_train), labels(arrays["train_labels"], n_train),
-        images(arrays["test_images"], n_test), labels(arrays["test_labels"], n_test),
-    )
+    return TrainingData(first(arrays["train_images"], n_train), first(arrays["train_labels"], n_train).astype(np.int64),
+                        first(arrays["test_images"], n_test), first(arrays["test_labels"], n_test).astype(np.int64),
+                        tuple(spec.input_shape), 1 / 255)

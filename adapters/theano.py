@@ -17,10 +17,27 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
+def _system_openblas() -> str | None:
+    """How the system's OpenBLAS threads ("OpenMP", "pthreads"), or None if there is none."""
+    if not ctypes.util.find_library("openblas"):
+        return None
+    for folder in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"):
+        path = Path(folder) / "libopenblas.so.0"
+        if path.exists():
+            real = str(path.resolve())
+            return "OpenMP" if "openmp" in real else "pthreads" if "pthread" in real else "unknown threading"
+    return "unknown threading"
+
+
 def _blas_flags() -> tuple[str, str]:
-    """(ldflags, description): the fastest BLAS Theano can link against here."""
-    if ctypes.util.find_library("openblas"):
-        return "-lopenblas", "system OpenBLAS (-lopenblas)"
+    """(ldflags, description): the fastest BLAS Theano can link against here. A system OpenBLAS
+    built with OpenMP (Debian's libopenblas-openmp-dev) comes first: it shares one OpenMP thread
+    pool with Theano's own OpenMP ops, where a pthreads OpenBLAS (SciPy's, Debian's -pthread) runs a
+    second pool that competes with it for the cores (measured on 2 cores, 2 threads: MLP 6.2k
+    samples/s with two pools, 29k with one)."""
+    system = _system_openblas()
+    if system == "OpenMP":
+        return "-lopenblas", "system OpenBLAS, OpenMP build (one thread pool with Theano's OpenMP ops)"
     import importlib.util
     scipy = importlib.util.find_spec("scipy")
     if scipy and scipy.origin:
@@ -30,16 +47,18 @@ def _blas_flags() -> tuple[str, str]:
             lib = Path(found[0])
             # Theano splits its flags on commas, so the rpath goes through -Xlinker, not -Wl.
             return (f"-L{lib.parent} -l:{lib.name} -Xlinker -rpath={lib.parent}",
-                    f"OpenBLAS bundled with SciPy ({lib.name})")
+                    f"OpenBLAS bundled with SciPy ({lib.name}; pthreads: a second thread pool beside "
+                    "Theano's OpenMP ops)")
+    if system:
+        return "-lopenblas", f"system OpenBLAS ({system}: a second thread pool beside Theano's OpenMP ops)"
     return "", "none (NumPy C-API gemm; Theano's own convolution)"
 
 
 BLAS_LDFLAGS, BLAS_DESCRIPTION = _blas_flags()
 _threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
 # OpenMP in Theano's C ops (the CorrMM convolution's batch loop, large elementwise ops) when
-# several threads are allowed. Passive waiting keeps idle OpenMP threads from spinning against
-# OpenBLAS's own threads: measured here on 2 cores, spinning cut the MLP from 22k to 6k samples/s.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# several threads are allowed. The OpenMP wait policy is left as for every framework (the runtime's
+# default, see harness/threads.py); the BLAS choice above avoids a second pool of threads.
 _compile_dir = Path(sys.prefix) / "theano-compiledir"  # per environment, reused across runs
 os.environ["THEANO_FLAGS"] = ",".join(filter(None, [
     "floatX=float32", "device=cpu", f"openmp={_threads > 1}", f"blas.ldflags={BLAS_LDFLAGS}", f"base_compiledir={_compile_dir}",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from adapters import FRAMEWORKS, installed_version
 from harness.rundir import GitState, RunEnvironment
-from harness.threads import thread_env
+from harness.threads import openmp_wait_policy, thread_env
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,5 +70,5 @@ def describe(threads: int) -> RunEnvironment:
         frameworks={name: installed_version(name) for name, info in FRAMEWORKS.items() if not info.environment},
         git=git_commit(),
         threads=threads,
-        thread_env=thread_env(threads),
+        thread_env={**thread_env(threads), "OMP_WAIT_POLICY": openmp_wait_policy()},
     )

@@ -33,6 +33,15 @@ def thread_env(threads: int) -> dict[str, str]:
     }
 
 
+def openmp_wait_policy() -> str:
+    """The OpenMP wait policy every trial runs with. The harness sets none: each OpenMP runtime's
+    default (spin a little, then sleep) is what users of PyTorch, MXNet and Theano get, and measured
+    here it is the faster setting for all of them once Theano shares one thread pool with its BLAS
+    (PASSIVE cost PyTorch 16-19% and MXNet 15% at 2 threads; see the README). A user's
+    OMP_WAIT_POLICY reaches every framework alike."""
+    return os.environ.get("OMP_WAIT_POLICY") or "runtime default (unset)"
+
+
 def pin_to_cores(threads: int) -> list[int] | None:
     """Restrict this process to `threads` cores when fewer than all were asked for.
 

@@ -27,8 +27,9 @@ def settings_lines(manifest: Manifest) -> list[str]:
     return [
         f"run {manifest.run_id}: {manifest.command}",
         f"machine: {env.cpu_model}, {env.cpu_cores or '?'} cores, GPUs: {', '.join(env.gpus) or 'none'}; {env.os}",
-        f"profile {options.profile}, device {options.device}, threads {options.threads} "
-        f"(intra-op; inter-op 1), seed {options.seed}, repeats {options.repeats}, float32",
+        f"profile {options.profile}, device {options.device}, threads {options.threads} (intra-op; inter-op 1; "
+        f"OpenMP wait policy {env.thread_env.get('OMP_WAIT_POLICY', 'not recorded')}), seed {options.seed}, "
+        f"repeats {options.repeats}, float32",
         "same initial weights (NumPy, from the seed) and the same batch order in every framework; "
         "batches staged on the device per epoch, untimed; throughput is the median over timed blocks "
         "of steps after the first step (which is reported apart as 'first block')",

@@ -111,3 +111,24 @@ def test_run_resume_and_report(tmp_path, monkeypatch, capsys):
 
     assert bench.main(["report", str(run_dir)]) == 0
     assert "numpy" in capsys.readouterr().out
+
+
+def test_efficiency_is_against_the_peak_at_the_trials_thread_count(fakes, tmp_path):
+    """A --threads 1 run measures the matmul peak on one BLAS thread and divides each trial by it
+    (an all-core peak would halve every share on two cores)."""
+    import dataclasses
+
+    from reports.load import load_manifest, load_records, peak_for, run_frame
+
+    assert bench.main(["run", "-f", "numpy", "-w", "xor", "--profile", "smoke", "--threads", "1",
+                       "--out", str(tmp_path)]) == 0
+    (run_dir,) = tmp_path.iterdir()
+    manifest = load_manifest(run_dir)
+    peak = manifest.environment.matmul_peak
+    assert peak.threads == 1 and "1 thread," in peak.method and peak.gflops > 0
+    row = run_frame(run_dir).set_index("label").loc["numpy"]
+    assert row["peak_gflops"] == pytest.approx(peak.gflops)
+    assert row["peak_fraction"] == pytest.approx(row["gflops"] / peak.gflops)
+    (record,) = load_records(run_dir)
+    assert peak_for(manifest, record) == peak.gflops
+    assert peak_for(manifest, dataclasses.replace(record, threads=2)) is None  # no peak measured for 2

@@ -65,7 +65,8 @@ class FrameworkInfo:
 
 
 KERAS_BACKENDS = ("tensorflow", "torch", "jax")
-KERAS_VARIANTS = KERAS_BACKENDS + ("tensorflow-jit", "torch-jit", "jax-nojit")
+KERAS_VARIANTS = KERAS_BACKENDS + ("tensorflow-jit", "torch-jit", "jax-nojit") + tuple(
+    f"{b}-onbatch" for b in KERAS_BACKENDS)
 
 FRAMEWORKS: dict[str, FrameworkInfo] = {
     info.name: info
@@ -96,8 +97,8 @@ FRAMEWORKS: dict[str, FrameworkInfo] = {
             modules={v: ("keras", v.partition("-")[0]) for v in KERAS_VARIANTS},
             distributions=("keras",),
             env={v: {"KERAS_BACKEND": v.partition("-")[0]} for v in KERAS_VARIANTS},
-            description="Keras 3, backend as the variant, train_on_batch, Keras's default jit_compile; "
-                        "-jit / -nojit force it on / off",
+            description="Keras 3, backend as the variant, trained as Model.fit trains, Keras's default "
+                        "jit_compile; -jit / -nojit force it on / off; -onbatch trains with train_on_batch",
             default_variants=KERAS_BACKENDS,
         ),
         FrameworkInfo(

@@ -1,8 +1,12 @@
 """Keras 3 with its backend as the variant (KERAS_BACKEND is set by the harness before import).
 
-Variant "<backend>" compiles with Keras's default jit_compile="auto" (on a CPU: XLA for JAX only);
+Training runs the way Keras users train: through Keras's own compiled train function, driven one
+step at a time as `Model.fit` drives it (`FitSteps`), with no host read per step. Variant
+"<backend>" compiles with Keras's default jit_compile="auto" (on a CPU: XLA for JAX only);
 "<backend>-jit" forces jit_compile=True (XLA on TensorFlow, torch.compile on torch) and
-"<backend>-nojit" forces it off."""
+"<backend>-nojit" forces it off. "<backend>-onbatch" trains with `train_on_batch` instead, which
+returns each step's loss as a host float (a sync after every step; on JAX also a copy of the
+model's state back into the model), the harness's Keras path before fit-style training."""
 from __future__ import annotations
 
 import importlib
@@ -40,13 +44,78 @@ def build_model(spec: WorkloadSpec) -> keras.Sequential:
     return model
 
 
+class FitSteps:
+    """Keras's own compiled train function (`Model.make_train_function`), called once per step the
+    way `Model.fit` calls it (keras/src/backend/<backend>/trainer.py, Keras 3.15): the step's logs
+    stay backend tensors, nothing is read back to the host per step, and on JAX the variables stay
+    outside the model between steps and are put back only when something else needs them (an
+    evaluation), as fit does at each epoch's end. Keras's loss in the logs is the running mean since
+    the metrics were reset (at each epoch, as fit resets them); `losses` recovers each step's."""
+
+    def __init__(self, model: keras.Model) -> None:
+        self.model, self.backend = model, keras.backend.backend()
+        self.built = False
+        self.state: tuple | None = None  # JAX: (trainable, non-trainable, optimizer, metrics) values
+        self.count, self.mean = 0, 0.0  # steps since the metrics were reset, running mean before them
+
+    def step(self, batch: tuple) -> tuple[int, Any]:
+        model = self.model
+        if not self.built:  # as fit does before its first step: optimizer and metric variables
+            model._symbolic_build(data_batch=batch)
+            model.make_train_function()
+            self.built = True
+        if self.backend in ("tensorflow", "torch"):
+            logs = model.train_function([batch])  # an iterable of one batch, as fit's iterator gives
+        else:
+            if self.state is None:
+                self.state = model._get_jax_state(trainable_variables=True, non_trainable_variables=True,
+                                                  optimizer_variables=True, metrics_variables=True,
+                                                  purge_model_variables=True)
+            logs, self.state = model.train_function(self.state, iter([batch]))
+        self.count += 1
+        return self.count, logs
+
+    def barrier(self, handle: tuple[int, Any] | None) -> None:
+        """Wait for every queued step (a host read of the last loss on TensorFlow)."""
+        if self.backend == "jax" and self.state is not None:
+            import jax
+            jax.block_until_ready(self.state)
+        elif self.backend == "tensorflow" and handle is not None:
+            handle[1]["loss"].numpy()
+
+    def settle(self) -> None:
+        """Put the variables back into the model (JAX), before anything but training uses it."""
+        if self.backend == "jax" and self.state is not None:
+            names = ("trainable_variables", "non_trainable_variables", "optimizer_variables", "metrics_variables")
+            self.model._jax_state = dict(zip(names, self.state))
+            self.model._jax_state_synced = False
+            self.model.jax_state_sync()
+            self.state = None
+
+    def new_epoch(self) -> None:
+        """Reset the metrics, as fit does at each epoch's start."""
+        self.settle()
+        self.model.reset_metrics()
+        self.count, self.mean = 0, 0.0
+
+    def losses(self, handles: Sequence[tuple[int, Any]]) -> list[float]:
+        """Each step's loss from the running means: L_k = k M_k - (k - 1) M_(k-1)."""
+        out = []
+        for count, logs in handles:
+            mean = float(logs["loss"])
+            out.append(count * mean - (count - 1) * self.mean if count > 1 else mean)
+            self.mean = mean
+        return out
+
+
 class KerasAdapter(Adapter):
     framework = "keras"
 
     def setup(self) -> dict[str, Any]:
         backend = keras.backend.backend()
-        wanted, _, jit = self.variant.partition("-")
-        self.jit_setting: bool | str = {"": "auto", "jit": True, "nojit": False}[jit]
+        wanted, _, mode = self.variant.partition("-")
+        self.jit_setting: bool | str = {"jit": True, "nojit": False}.get(mode, "auto")
+        self.on_batch = mode == "onbatch"
         if backend != wanted:
             raise RuntimeError(f"Keras loaded backend {backend!r}, expected {wanted!r} (KERAS_BACKEND "
                                f"is {os.environ.get('KERAS_BACKEND')!r})")
@@ -55,7 +124,8 @@ class KerasAdapter(Adapter):
             self.device = "cuda" if has_gpu else "cpu"
         if self.device == "cuda" and not has_gpu:
             raise SkipTrial(f"no GPU visible to the Keras {backend} backend")
-        settings: dict[str, Any] = {"backend": backend, "mode": "train_on_batch"}
+        settings: dict[str, Any] = {"backend": backend, "mode": "train_on_batch" if self.on_batch else
+                                    "Keras's train function, one call per step as Model.fit makes it"}
         if backend == "tensorflow":
             import tensorflow as tf
             tf.config.threading.set_intra_op_parallelism_threads(self.threads)
@@ -107,12 +177,16 @@ class KerasAdapter(Adapter):
         else:
             loss = keras.losses.BinaryCrossentropy(from_logits=True)
         self.model.compile(optimizer=optimizer, loss=loss, jit_compile=self.jit_setting)
+        self.fit = None if self.on_batch else FitSteps(self.model)
+        self._last = None
         return {"jit_compile": self.jit_setting, "jit_compile_resolved": self.model.jit_compile}
 
     def param_count(self) -> int:
         return int(self.model.count_params())
 
     def stage(self, x: np.ndarray, y: np.ndarray) -> None:
+        if self.fit is not None:
+            self.fit.new_epoch()
         if self.spec.loss == "binary_cross_entropy":
             y = y.reshape(-1, 1)
         convert = keras.ops.convert_to_tensor
@@ -133,18 +207,26 @@ class KerasAdapter(Adapter):
             import torch
             torch.cuda.synchronize()
 
-    def train_step(self, i: int) -> float:
-        x, y = self.batches[i]
-        return self.model.train_on_batch(x, y)
+    def train_step(self, i: int) -> Any:
+        if self.fit is None:
+            return self.model.train_on_batch(*self.batches[i])
+        self._last = self.fit.step(self.batches[i])
+        return self._last
 
     def synchronize(self) -> None:
-        # train_on_batch returns the loss as a host float, so each step has already waited.
-        pass
+        # train_on_batch returns the loss as a host float, so each of its steps has already waited.
+        if self.fit is not None:
+            self.fit.barrier(self._last)
+            if self.device == "cuda" and keras.backend.backend() == "torch":
+                import torch
+                torch.cuda.synchronize()
 
     def loss_values(self, handles: Sequence[Any]) -> list[float]:
-        return [float(h) for h in handles]
+        return self.fit.losses(handles) if self.fit is not None else [float(h) for h in handles]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        if self.fit is not None:
+            self.fit.settle()
         return np.asarray(self.model.predict_on_batch(x))
 
     def device_memory_peak(self) -> int | None:

@@ -131,7 +131,9 @@ class MXNetAdapter(Adapter):
         # Gluon losses are per sample; step(batch_size) divides the summed gradient by the batch
         # size, which makes the update that of the mean loss (what the other adapters minimise).
         self.trainer.step(self.spec.batch_size)
-        return loss.mean()
+        # The per-sample losses, averaged only when read (untimed): a mean per step would be one
+        # more operator in every timed step, which a plain Gluon loop does not run.
+        return loss
 
     def synchronize(self) -> None:
         mx.nd.waitall()
@@ -139,7 +141,7 @@ class MXNetAdapter(Adapter):
     def loss_values(self, handles: Sequence[mx.nd.NDArray]) -> list[float]:
         if not handles:
             return []
-        return mx.nd.concat(*[h.reshape((1,)) for h in handles], dim=0).asnumpy().astype(float).tolist()
+        return mx.nd.stack(*handles).reshape((len(handles), -1)).mean(axis=1).asnumpy().astype(float).tolist()
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.net(self._inputs(x)).asnumpy()

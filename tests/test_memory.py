@@ -79,3 +79,42 @@ def test_the_harness_adds_no_copy_beyond_one_staged_epoch(data_dir, adapter_cls,
     assert record.epochs == 3 and len(record.evaluations) == 12  # three epochs, each staged anew
     assert peak <= epochs_alive * epoch_bytes + SLACK, \
         f"{peak / 2**20:.0f} MiB at the peak; one float32 epoch is {epoch_bytes / 2**20:.0f} MiB"
+
+
+class Oracle(KeepsViews):
+    """Predicts the test labels it was told (reaches any target at the first evaluation) and takes
+    a few milliseconds a step, so that blocks pile up as in a real trial."""
+
+    labels: np.ndarray = np.array([])
+
+    def train_step(self, i: int) -> float:
+        import time
+
+        time.sleep(0.005)
+        return 0.0
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        start = getattr(self, "cursor", 0) % len(self.labels)
+        self.cursor = start + len(x)
+        return np.eye(10, dtype=np.float32)[self.labels[start:start + len(x)]]
+
+
+def test_the_quick_profile_stops_at_the_target_once_enough_blocks_are_timed(data_dir):
+    from harness.trial import STOP_AT_TARGET_AFTER_BLOCKS
+
+    spec = get_workload("mnist_mlp")
+    data = training_data(spec, "mnist", "quick", data_dir)
+    adapter = Oracle("default", "cpu", 1)
+    adapter.labels = data.y_test
+    adapter.build(spec, [])
+    trial = make_trial("tests.test_memory:Oracle", workload="mnist_mlp", dataset="mnist", profile="quick")
+    record = TrialRecord.not_run(trial, "r", "error", "")
+    train(adapter, spec, data, trial, record, Progress(None))
+    enough = STOP_AT_TARGET_AFTER_BLOCKS["quick"]
+    assert record.steps_to_target == record.evaluations[0].step  # reached at the first evaluation ...
+    assert len(record.blocks) >= enough  # ... but trained on until the figures had enough blocks ...
+    last = record.evaluations[-1].step
+    assert last < record.epochs * record.steps_per_epoch  # ... then stopped, before the profile's epochs
+    assert len([b for b in record.blocks if b.first_step < record.evaluations[-2].step]) < enough
+    assert record.settings["stopped_at"].startswith(f"step {last} of {record.epochs * record.steps_per_epoch}")
+    assert record.final_test_accuracy == 1.0

@@ -26,3 +26,16 @@ def test_hand_loop_trains_each_batch_once_per_epoch(data_dir, monkeypatch):
     for steps, _ in loop.blocks:  # no block spans two epochs (each epoch is converted untimed first)
         assert done // per_epoch == (done + steps - 1) // per_epoch
         done += steps
+
+
+def test_block_check_compares_blocks_after_an_evaluation_with_the_rest():
+    from harness.record import SCHEMA_VERSION, Block, Evaluation, TrialRecord
+    from tools.block_check import after_evaluation_ratio
+
+    blocks = [Block(0, 1, 10, 0.1), Block(0, 11, 10, 0.1), Block(0, 21, 10, 0.2), Block(0, 31, 10, 0.1)]
+    record = TrialRecord(schema_version=SCHEMA_VERSION, trial_id="t", run_id="r", framework="f", variant="default",
+                         label="f", workload="w", dataset="d", profile="quick", device="cpu", threads=1, seed=0,
+                         repeat=0, status="ok", blocks=blocks, evaluations=[Evaluation(21, 0.5, 1.0, 0.9)])
+    assert after_evaluation_ratio(record) == (0.5, 1, 3)  # the block at step 21 ran at half the others' rate
+    record.evaluations = []
+    assert after_evaluation_ratio(record) is None

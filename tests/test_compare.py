@@ -217,3 +217,15 @@ def test_workflow_runs_the_documented_commands():
     assert "GITHUB_STEP_SUMMARY" in commands and "compare" in commands
     baseline = next(word for word in commands.split() if word.startswith("results/baselines/"))
     assert (ROOT / baseline).exists(), f"the workflow compares against {baseline}, which is not committed"
+
+
+def test_history_lists_baselines_beside_runs(tmp_path):
+    """A results folder with one baseline and two runs has three entries (the baseline's two lines
+    once sat after a `continue` and never ran)."""
+    results = tmp_path / "results"
+    first = synthetic_run(results / "runs", "r1", seed=1, when="2026-11-10T00:00:00+00:00")
+    synthetic_run(results / "runs", "r2", seed=2, when="2026-11-12T00:00:00+00:00")
+    assert bench.main(["baseline", "save", str(first), "--name", "kept", "--dir", str(results / "baselines")]) == 0
+    sides, skipped = history.collect(results)
+    assert not skipped
+    assert sorted(side["name"] for side in sides) == ["kept", "r1", "r2"]

@@ -28,6 +28,7 @@ from workloads.spec import PROFILES
 
 log = logging.getLogger("bench")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "runs"
+DEFAULT_AB_OUT = Path(__file__).resolve().parent / "results" / "ab"
 FORMATS_ALL = ("md", "html", "csv", "json")  # reports.summary.FORMATS, without importing pandas here
 DEFAULT_BASELINES = Path(__file__).resolve().parent / "results" / "baselines"
 METRIC_NAMES = ("throughput", "test_accuracy", "time_to_target_s", "first_block_s", "peak_rss_bytes")  # reports.baseline
@@ -125,7 +126,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="bench.py", description=__doc__.strip().splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = parser.add_subparsers(dest="command", required=True,
-                                metavar="{list,run,report,env,baseline,compare,history,export}")
+                                metavar="{list,run,ab,report,env,baseline,compare,history,export}")
     env_dir = argparse.ArgumentParser(add_help=False)
     env_dir.add_argument("--env-dir", default=None, metavar="DIR",
                          help=f"where isolated framework environments live "
@@ -133,27 +134,38 @@ def build_parser() -> Parser:
 
     sub.add_parser("list", help="frameworks and variants (installed or not), workloads, profiles")
 
-    run = sub.add_parser("run", parents=[env_dir],
-                         help="run trials and write a run directory with records and summary.md")
-    run.add_argument("-f", "--framework", action="append", type=_framework, default=[], metavar="NAME[:VARIANT]",
+    trial_options = argparse.ArgumentParser(add_help=False)
+    trial_options.add_argument("-f", "--framework", action="append", type=_framework, default=[], metavar="NAME[:VARIANT]",
                      help=f"repeatable; default: all ({', '.join(all_labels())})")
-    run.add_argument("-w", "--workload", action="append", type=_workload, default=[], metavar="WORKLOAD",
+    trial_options.add_argument("-w", "--workload", action="append", type=_workload, default=[], metavar="WORKLOAD",
                      help=f"repeatable; default: all ({', '.join(WORKLOADS)})")
-    run.add_argument("--dataset", choices=IMAGE_DATASETS, default="mnist", help="for the image workloads")
-    run.add_argument("--profile", choices=PROFILES, default="quick")
-    run.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
-    run.add_argument("--repeats", type=_positive_int, default=1, help="fresh processes per trial, interleaved")
-    run.add_argument("--threads", type=_threads, default=default_threads(),
+    trial_options.add_argument("--dataset", choices=IMAGE_DATASETS, default="mnist", help="for the image workloads")
+    trial_options.add_argument("--profile", choices=PROFILES, default="quick")
+    trial_options.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    trial_options.add_argument("--repeats", type=_positive_int, default=1, help="fresh processes per trial, interleaved")
+    trial_options.add_argument("--threads", type=_threads, default=default_threads(),
                      help="intra-op threads for every framework (default: all cores)")
-    run.add_argument("--seed", type=_seed, default=0)
-    run.add_argument("--timeout", type=_timeout, default=None, metavar="SECONDS",
-                     help="per trial (default by profile: smoke 300, quick 900, full 14400)")
-    run.add_argument("--data-dir", default=None, help=f"folder with the IDX files (default: ${datasets.ENV_DATA_DIR})")
+    trial_options.add_argument("--seed", type=_seed, default=0)
+    trial_options.add_argument("--timeout", type=_timeout, default=None, metavar="SECONDS",
+                     help="per trial (default by profile: smoke 300, ci 300, quick 900, full 14400)")
+    trial_options.add_argument("--data-dir", default=None, help=f"folder with the IDX files (default: ${datasets.ENV_DATA_DIR})")
+    trial_options.add_argument("--no-env-setup", action="store_true",
+                               help="do not create missing framework environments; their trials are skipped")
+
+    run = sub.add_parser("run", parents=[env_dir, trial_options],
+                         help="run trials and write a run directory with records and summary.md")
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where run directories are made")
     run.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                      help="finish an interrupted run: its own options, only the trials without a record")
-    run.add_argument("--no-env-setup", action="store_true",
-                     help="do not create missing framework environments; their trials are skipped")
+
+    ab = sub.add_parser("ab", parents=[env_dir, trial_options],
+                        help="A/B on this machine: two revisions' trials interleaved, then compared; exit 1 on a "
+                             "regression or a failed trial")
+    ab.add_argument("base_ref", metavar="BASE_REF", help="the revision to compare against (branch, tag, commit)")
+    ab.add_argument("head_ref", metavar="HEAD_REF", nargs="?", default="HEAD", help="default: HEAD (committed state)")
+    ab.add_argument("--out", type=Path, default=DEFAULT_AB_OUT, help="where the A/B folder is made")
+    ab.add_argument("--summary", type=Path, default=None, metavar="FILE",
+                    help="also append the comparison (markdown) to FILE, e.g. \"$GITHUB_STEP_SUMMARY\"")
 
     report = sub.add_parser("report", help="tables and report files (md, html, csv, json) of one or more runs")
     report.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
@@ -222,8 +234,8 @@ def cmd_list() -> int:
         epochs = ", ".join(f"{p} {spec.epochs[p]}" for p in PROFILES)
         targets = ", ".join(f"{d} {t:g}" for d, t in spec.target_accuracy.items())
         print(f"  {spec.name:<10} {spec.description}\n  {'':<10} epochs: {epochs}; target accuracy: {targets}")
-    print("\nProfiles: smoke (a few hundred samples, for tests), quick (default: reaches the targets), "
-          "full (published-style epochs)")
+    print("\nProfiles: smoke (a few hundred samples, for tests), ci (a few seconds of steady state a trial, for a "
+          "regression gate), quick (default: reaches the targets), full (published-style epochs)")
     print(f"Datasets for the image workloads (--dataset): {', '.join(IMAGE_DATASETS)}")
     return 0
 
@@ -273,6 +285,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\nRecords: {run_dir.records_dir}")
     records = _report([run_dir.path], run_dir.path, FORMATS_ALL, side_by_side=False, overwrite=True)
     return 1 if any(r.status in ("error", "timeout", "interrupted") for r in records) else 0
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    from harness.ab import run_ab
+    from reports.baseline import load_side
+    from reports.compare import compare, render
+
+    command = shlex.join(["bench.py"] + sys.argv[1:])
+    try:
+        outcome = run_ab(args.base_ref, args.head_ref, _options(args), args.out.absolute(),
+                         envs.base_dir(args.env_dir), create_envs=not args.no_env_setup, command=command)
+    except RunError as exc:
+        raise fail(str(exc), exc.code) from None
+    for side in (outcome.base, outcome.head):
+        print(f"\n{side.name}: {side.ref} ({side.commit[:10]}), run directory {side.run_dir.path}")
+        _report([side.run_dir.path], side.run_dir.path, FORMATS_ALL, side_by_side=False, overwrite=True)
+    result = compare(load_side(outcome.base.run_dir.path), load_side(outcome.head.run_dir.path))
+    text = render(result, "md")
+    failed = [r for r in outcome.records["head"] if r.status in ("error", "timeout")]
+    if failed:
+        text += f"\n### Trials that failed in {args.head_ref} ({len(failed)})\n\n" + "\n".join(
+            f"- {r.workload} ({r.dataset}) {r.label}: {r.status}: {(r.reason.splitlines() or [''])[0]}"
+            for r in failed) + "\n"
+    text = (f"A/B on this machine: {args.head_ref} ({outcome.head.commit[:10]}) against {args.base_ref} "
+            f"({outcome.base.commit[:10]}), trials interleaved; {outcome.folder}\n\n") + text
+    _write_output(lambda: write_text(outcome.folder / "comparison.md", text), "the comparison", outcome.folder)
+    print("\n" + text)
+    if args.summary:
+        try:
+            with open(args.summary, "a") as summary:
+                summary.write(text)
+        except OSError as exc:
+            raise fail(f"cannot append to --summary {args.summary}: {describe_os_error(exc)}", 1) from None
+    for r in failed:
+        print(f"bench.py ab: {r.label} {r.workload} ({r.dataset}) {r.status} in {args.head_ref}", file=sys.stderr)
+    for change in result.regressions:
+        print(f"bench.py ab: regression: {change.label} {change.workload} ({change.dataset}) {change.metric}"
+              + (f" {change.ratio:.3f}x" if change.ratio else "") + (f" ({change.note})" if change.note else ""),
+              file=sys.stderr)
+    return 1 if failed or result.regressions else 0
 
 
 def _warn(message: str) -> None:
@@ -451,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    commands = {"list": lambda _: cmd_list(), "run": cmd_run, "report": cmd_report, "env": cmd_env,
+    commands = {"list": lambda _: cmd_list(), "run": cmd_run, "ab": cmd_ab, "report": cmd_report, "env": cmd_env,
                 "baseline": cmd_baseline, "compare": cmd_compare, "history": cmd_history, "export": cmd_export}
     try:
         with interruptible():

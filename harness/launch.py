@@ -77,8 +77,9 @@ def cold_caches(env: dict[str, str], folder: Path) -> dict[str, str]:
     return env
 
 
-def child_env(framework: str, variant: str, device: str, threads: int) -> dict[str, str]:
-    """The environment of any child that runs an adapter (a trial or an equivalence probe)."""
+def child_env(framework: str, variant: str, device: str, threads: int, root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """The environment of any child that runs an adapter (a trial or an equivalence probe) from the
+    project at `root` (another revision's worktree in an A/B run)."""
     env = dict(os.environ)
     env.update(thread_env(threads))
     info = FRAMEWORKS.get(framework)
@@ -89,7 +90,7 @@ def child_env(framework: str, variant: str, device: str, threads: int) -> dict[s
     for name in PATH_VARIABLES:
         if env.get(name):
             env[name] = os.path.abspath(os.path.expanduser(env[name]))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     env["PYTHONUNBUFFERED"] = "1"
     return lifeline.child_environment(env)
@@ -134,9 +135,11 @@ def _interruption(exc: BaseException) -> str:
 
 
 def launch(trial: TrialSpec, run_dir: Path, run_id: str, python: str = sys.executable,
-           on_progress: ProgressCallback | None = None, machine_gflops: float | None = None) -> TrialRecord:
+           on_progress: ProgressCallback | None = None, machine_gflops: float | None = None,
+           root: Path = PROJECT_ROOT) -> TrialRecord:
     """Run one trial in a fresh process and return its record (also stored in run_dir/records).
-    `machine_gflops`: the machine's speed measured just before (harness.peak.machine_speed)."""
+    `machine_gflops`: the machine's speed measured just before (harness.peak.machine_speed);
+    `root`: the project whose code the trial runs (another revision's worktree in an A/B run)."""
     run = RunDir(run_dir)
     spec_path, result_path = run.work_dir / f"{trial.trial_id}.trial.json", run.work_dir / f"{trial.trial_id}.result.json"
     progress_path = run.work_dir / f"{trial.trial_id}.progress.json"
@@ -150,22 +153,22 @@ def launch(trial: TrialSpec, run_dir: Path, run_id: str, python: str = sys.execu
     caches = Path(tempfile.mkdtemp(prefix=f"dlbench-caches-{trial.trial_id}-"))
     try:
         return _supervise(trial, run, run_id, cmd, caches, result_path, progress_path, log_path, on_progress,
-                          machine_gflops)
+                          machine_gflops, root)
     finally:
         shutil.rmtree(caches, ignore_errors=True)
 
 
 def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], caches: Path, result_path: Path,
                progress_path: Path, log_path: Path, on_progress: ProgressCallback | None,
-               machine_gflops: float | None) -> TrialRecord:
+               machine_gflops: float | None, root: Path) -> TrialRecord:
     """Start the child, wait for it within the time limit, and store its record (see `launch`)."""
     python = cmd[0]
     timed_out, interruption, last_state = False, None, {}
     started = time.monotonic()
     with open(log_path, "w") as log:
         try:
-            env = cold_caches(child_env(trial.framework, trial.variant, trial.device, trial.threads), caches)
-            proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+            env = cold_caches(child_env(trial.framework, trial.variant, trial.device, trial.threads, root), caches)
+            proc = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
             record = TrialRecord.not_run(trial, run_id, "error",

@@ -10,7 +10,7 @@ from harness.threads import usable_cores
 from workloads import IMAGE_DATASETS, WORKLOADS, dataset_for, get_workload
 from workloads.spec import PROFILES
 
-DEFAULT_TIMEOUT_S = {"smoke": 300.0, "quick": 900.0, "full": 4 * 3600.0}
+DEFAULT_TIMEOUT_S = {"smoke": 300.0, "ci": 300.0, "quick": 900.0, "full": 4 * 3600.0}
 DEVICES = ("cpu", "cuda", "auto")
 MAX_SEED = 2**32 - 1
 

@@ -107,6 +107,7 @@ class TrialRecord:
     epochs: int | None = None
     first_block: Block | None = None  # the first step alone: tracing, compilation, allocation
     blocks: list[Block] = field(default_factory=list)  # steady-state blocks, in order
+    warmup_blocks: list[Block] = field(default_factory=list)  # timed before the profile's warm-up ended (ci)
     step_losses: list[float | None] = field(default_factory=list)  # training loss of every step (null: not finite)
     latencies_s: list[float] = field(default_factory=list)  # steps timed one by one, after training
     train_flops_per_sample: int | None = None  # analytic, from the spec (see WorkloadSpec.train_flops)
@@ -150,7 +151,8 @@ class TrialRecord:
             ("peak_rss_bytes", self.peak_rss_bytes, "index"), ("device_peak_bytes", self.device_peak_bytes, "index"),
             ("machine_gflops", self.machine_gflops, "rate"), ("wall_seconds", self.wall_seconds, "amount"),
         ]
-        for name, block in [("first_block", self.first_block)] + [(f"blocks[{i}]", b) for i, b in enumerate(self.blocks)]:
+        for name, block in [("first_block", self.first_block)] + [(f"blocks[{i}]", b) for i, b in enumerate(self.blocks)] \
+                + [(f"warmup_blocks[{i}]", b) for i, b in enumerate(self.warmup_blocks)]:
             if block is not None:
                 checks += [(f"{name}.steps", block.steps, "count"), (f"{name}.seconds", block.seconds, "rate"),
                            (f"{name}.first_step", block.first_step, "index"), (f"{name}.epoch", block.epoch, "index")]

@@ -140,7 +140,7 @@ def _open(run_dir: RunDir) -> Manifest:
     return manifest
 
 
-def _new_manifest(run_dir: RunDir, options: RunOptions, trials: list[TrialSpec], base: Path, command: str) -> Manifest:
+def new_manifest(run_dir: RunDir, options: RunOptions, trials: list[TrialSpec], base: Path, command: str) -> Manifest:
     log.info("measuring the machine's matrix-multiply rate")
     described = environment.describe(options.threads)
     return Manifest(
@@ -179,9 +179,9 @@ def carry_out(options: RunOptions | None, out: Path | None, resume: Path | None,
             env_problems = prepare_environments(trials, base, create_envs)
             run_dir = RunDir.create(out)
             with run_dir.lock():
-                run_dir.write_manifest(_new_manifest(run_dir, options, trials, base, command), overwrite=False)
+                run_dir.write_manifest(new_manifest(run_dir, options, trials, base, command), overwrite=False)
                 records = execute(run_dir, trials, env_problems, base)
-                _remeasure_peak(run_dir)
+                remeasure_peak(run_dir)
                 return Outcome(run_dir, records, len(trials))
         except RunDirBusy as exc:
             raise RunError(str(exc)) from None
@@ -203,7 +203,7 @@ def _run_trials(run_dir: RunDir, todo: list[TrialSpec], options: RunOptions, bas
     check_data(options, todo)
     env_problems = prepare_environments(todo, base, create_envs)
     records = execute(run_dir, todo, env_problems, base)
-    _remeasure_peak(run_dir)
+    remeasure_peak(run_dir)
     return records
 
 
@@ -239,7 +239,7 @@ def execute(run_dir: RunDir, trials: list[TrialSpec], env_problems: dict[str, st
     return records
 
 
-def _remeasure_peak(run_dir: RunDir) -> None:
+def remeasure_peak(run_dir: RunDir) -> None:
     """Measure the matmul peak again after the trials and keep the better of the two in the
     manifest (a busy moment at the start would otherwise inflate every fraction of peak)."""
     manifest = run_dir.read_manifest()

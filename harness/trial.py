@@ -37,6 +37,12 @@ TARGET_BLOCK_SECONDS = 0.2  # steady-state blocks grow to about this long
 # steady-state blocks (about 6 s) are timed, or at its epochs: enough blocks for the median and its
 # interval, and the target reached, are what its figures need; the full profile trains every epoch.
 STOP_AT_TARGET_AFTER_BLOCKS = {"quick": 30}
+# The ci profile is made for a regression gate: a few seconds a trial, steady state only. Blocks
+# timed in its first WARMUP_SECONDS of training (after the first step) are kept apart
+# (`warmup_blocks`: just-compiled code, caches and allocators settling, blocks still growing), and
+# training ends once STEADY_BLOCKS steady-state blocks are timed, with a final evaluation.
+WARMUP_SECONDS = {"ci": 1.0}
+STEADY_BLOCKS = {"ci": 12}
 EVAL_BATCH = 1000
 PROGRESS_INTERVAL_S = 1.0
 
@@ -122,7 +128,8 @@ def train(adapter: Adapter, spec: WorkloadSpec, data: TrainingData, trial: Trial
         if step == 0:
             record.first_block = block
         else:
-            record.blocks.append(block)
+            warming = train_seconds - record.first_block.seconds < WARMUP_SECONDS.get(trial.profile, 0.0)
+            (record.warmup_blocks if warming else record.blocks).append(block)
             block_size = next_block_size(n, seconds)
         train_seconds += seconds
         step += n
@@ -143,6 +150,13 @@ def train(adapter: Adapter, spec: WorkloadSpec, data: TrainingData, trial: Trial
                 break
         progress(step=step, total=total, epoch=step / spe, epochs=epochs,
                  accuracy=record.evaluations[-1].test_accuracy if record.evaluations else None)
+        if len(record.blocks) >= STEADY_BLOCKS.get(trial.profile, total + 1):
+            record.settings["stopped_at"] = (f"step {step} of {total}: {len(record.blocks)} steady-state blocks "
+                                             f"timed (the {trial.profile} profile's rule)")
+            break
+    if not record.evaluations or record.evaluations[-1].step != step:
+        record.evaluations.append(Evaluation(step=step, epoch=step / spe, train_seconds=train_seconds,
+                                             test_accuracy=evaluate(adapter, spec, data)))
     record.final_test_accuracy = record.evaluations[-1].test_accuracy
     measure_latency(adapter, spec, spe, record)
     progress(force=True, step=step, total=total, epoch=epochs, epochs=epochs,

@@ -41,6 +41,7 @@ class BaselineTrial(TypedDict):
     version: Union[str, None]
     samples: dict[str, list[Union[float, list[float]]]]  # throughput: one list per process
     machine_gflops: NotRequired[list[float]]
+    reasons: NotRequired[list[str]]  # why trials were not ok (first lines)
 
 
 class Baseline(TypedDict):
@@ -101,8 +102,10 @@ def trial_samples(records: list[TrialRecord]) -> dict[str, dict]:
         entry = trials.setdefault(trial_key(r), {
             "workload": r.workload, "dataset": r.dataset, "label": r.label, "statuses": [],
             "target_accuracy": r.target_accuracy, "version": framework_version(r),
-            "samples": {name: [] for name in METRICS}, "machine_gflops": []})
+            "samples": {name: [] for name in METRICS}, "machine_gflops": [], "reasons": []})
         entry["statuses"].append(r.status)
+        if r.status != "ok" and r.reason:
+            entry["reasons"].append(r.reason.splitlines()[0][:300])
         if r.machine_gflops:
             entry["machine_gflops"] += _round([r.machine_gflops])
         if r.status != "ok":

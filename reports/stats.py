@@ -84,16 +84,6 @@ def median_ci(samples: np.ndarray | Sequences, confidence: float = 0.95, resampl
     return float(low), float(high)
 
 
-def segment_means(samples: np.ndarray | Sequences) -> np.ndarray:
-    """Each process's samples cut into runs of `block_length` neighbours, one mean per run: values
-    close enough to independent for a rank test (batch means)."""
-    out = []
-    for part in _as_sequences(samples):
-        length = block_length(part.size)
-        out += [float(part[i:i + length].mean()) for i in range(0, part.size, length)]
-    return np.array(out)
-
-
 @dataclass(frozen=True)
 class Noise:
     """The between-process spread of a metric's log values, pooled over trials."""

@@ -27,7 +27,7 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                               "pytorch:compile, tensorflow, tensorflow:all, tensorflow:xla, theano, theano:all"),
     (["run", "-f", "keras:theano"], "unknown framework 'keras:theano'; choose from: all, jax, jax:all, keras,"),
     (["run", "-w", "mnist"], "unknown workload 'mnist'; choose from: xor, mnist_mlp, mnist_cnn"),
-    (["run", "--profile", "fast"], "invalid choice: 'fast' (choose from 'smoke', 'quick', 'full')"),
+    (["run", "--profile", "fast"], "invalid choice: 'fast' (choose from 'smoke', 'ci', 'quick', 'full')"),
     (["run", "--dataset", "cifar10"], "invalid choice: 'cifar10' (choose from 'mnist', 'fashion_mnist')"),
     (["run", "--device", "tpu"], "invalid choice: 'tpu' (choose from 'cpu', 'cuda', 'auto')"),
     (["run", "--repeats", "0"], "0 is not allowed; use a whole number of 1 or more"),

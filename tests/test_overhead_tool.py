@@ -39,3 +39,47 @@ def test_block_check_compares_blocks_after_an_evaluation_with_the_rest():
     assert after_evaluation_ratio(record) == (0.5, 1, 3)  # the block at step 21 ran at half the others' rate
     record.evaluations = []
     assert after_evaluation_ratio(record) is None
+
+
+FIT_LOOP_SCRIPT = """
+import time, numpy as np, keras
+from tools.overhead_check import FitLoop, BATCH, fit_barrier
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+rng = np.random.default_rng(0)
+x, y = rng.random((BATCH * 5, 8), dtype=np.float32), rng.integers(0, 4, BATCH * 5)
+import jax
+ready = []
+def barrier():
+    fit_barrier(model)
+    ready.append(all(a.is_ready() for arrays in model._jax_state.values() for a in arrays))
+loop = FitLoop(model, x, y, barrier)
+def done():  # steps fit has run, read while it is paused (the state lives outside the model during fit)
+    state = getattr(model, "_jax_state", None)
+    return int(state["optimizer_variables"][0]) if state else 0
+sizes, paused = [1, 3, 1, 7, 2, 9], []
+for n in sizes:
+    loop.run(n)
+    before = done(); time.sleep(0.05); paused.append(done() == before)
+    print("after", n, before)
+loop.close()
+print(loop.first_seconds is not None, [s for s, _ in loop.blocks], all(paused), loop._thread.is_alive(), all(ready))
+"""
+
+
+def test_fit_loop_runs_fit_in_blocks_of_the_asked_steps_and_pauses_between(tmp_path):
+    """Keras's side of the check: one `fit` call, paused between blocks (no step runs while the
+    other side is timed), each block the asked number of steps, across epoch ends, its barrier waits
+    for every queued step (JAX); close() ends it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-c", FIT_LOOP_SCRIPT], cwd=ROOT, capture_output=True, text=True,
+                         env={**__import__("os").environ, "KERAS_BACKEND": "jax"}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    counts = [int(line.split()[2]) for line in lines if line.startswith("after")]
+    assert counts == [1, 4, 5, 12, 14, 23]  # steps done when each block returned: 1, then 3, 1, 7, 2, 9 more
+    assert lines[-1] == "True [3, 1, 7, 2, 9] True False True"  # ... and each barrier left no step queued

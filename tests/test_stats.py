@@ -2,7 +2,7 @@ import numpy as np
 
 from harness.record import SCHEMA_VERSION, Block, TrialRecord
 from reports.aggregate import busy_machine, summarize, throughput_ci
-from reports.stats import median_ci, pooled_noise, process_interval, segment_means
+from reports.stats import median_ci, pooled_noise, process_interval
 
 
 def test_median_ci_covers_the_true_median_at_about_the_stated_rate():
@@ -63,11 +63,6 @@ def test_repeats_widen_the_interval_by_the_spread_between_processes():
     one_low, one_high = median_ci(processes[1])
     assert (high - low) > 3 * (one_high - one_low)
     assert low < 95 and high > 105
-
-
-def test_segment_means_follow_each_process():
-    processes = [np.arange(9.0), np.arange(4.0)]
-    assert segment_means(processes).tolist() == [1.0, 4.0, 7.0, 0.5, 2.5]  # runs of 3, then of 2
 
 
 def test_few_processes_get_the_student_t_interval_of_their_medians():

@@ -18,10 +18,10 @@ SPEC = WorkloadSpec(
     output="softmax",
     optimizer=Optimizer("adam", learning_rate=1e-3),
     batch_size=128,
-    epochs={"smoke": 1, "quick": 1, "full": 12},
+    epochs={"smoke": 1, "ci": 4, "quick": 1, "full": 12},  # ci: until its blocks are timed (harness.trial)
     target_accuracy={"mnist": 0.98, "fashion_mnist": 0.87},
-    train_samples={"smoke": 512},
-    test_samples={"smoke": 256},
+    train_samples={"smoke": 512, "ci": 16384},
+    test_samples={"smoke": 256, "ci": 1000},
     evals_per_epoch=4,
     datasets=("mnist", "fashion_mnist"),
 )

@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-PROFILES = ("smoke", "quick", "full")
+PROFILES = ("smoke", "ci", "quick", "full")
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
 LAYER_KINDS = ("dense", "conv2d", "maxpool", "flatten", *ACTIVATIONS, "dropout")
 LOSSES = ("softmax_cross_entropy", "binary_cross_entropy")

@@ -1,0 +1,88 @@
+"""`bench.py ab`: two revisions of a real git repository, their trials interleaved on this machine.
+
+The repository is a copy of this project's working tree with two commits: the second slows the
+NumPy stand-in framework's training step by 30%. The A/B run must find it, exit 1 and name the
+trial. (That identical revisions pass is the synthetic family-wise test in test_compare.py: a real
+run without a change passes with a probability of 95% by design, which no test may leave to chance.)
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+SLOWDOWN = '''
+    _real_train_step = train_step
+
+    def train_step(self, i: int) -> float:  # 30% lower throughput: each step takes 1/0.7 as long
+        import time
+        start = time.perf_counter()
+        loss = self._real_train_step(i)
+        wait_until = time.perf_counter() + (time.perf_counter() - start) * (1 / 0.7 - 1)
+        while time.perf_counter() < wait_until:
+            pass
+        return loss
+'''
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def project_repository(folder: Path) -> Path:
+    """This working tree (not only what is committed) as a fresh repository of one commit."""
+    repo = folder / "repo"
+    shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(".venv", ".git", "results", "__pycache__",
+                                                               ".pytest_cache", ".hypothesis"))
+    git(repo, "init", "--quiet")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "base")
+    return repo
+
+
+def test_ab_run_finds_a_30_percent_slowdown_and_names_the_trial(tmp_path, data_dir):
+    repo = project_repository(tmp_path)
+    adapters = repo / "tests" / "fake_adapters.py"
+    text = adapters.read_text()
+    marker = "    def stage(self, x: np.ndarray, y: np.ndarray) -> None:\n        self.batches = split_batches"
+    assert text.count(marker) == 1
+    end = text.index("\n\n\n", text.index("    def train_step(self, i: int) -> float:", text.index(marker)))
+    adapters.write_text(text[:end] + "\n" + SLOWDOWN + text[end:])
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-am", "slow the numpy step")
+
+    summary = tmp_path / "summary.md"
+    out = subprocess.run([sys.executable, str(repo / "tests" / "fake_bench.py"), "ab", "HEAD~1", "HEAD",
+                          "-f", "numpy", "-w", "xor", "--profile", "ci", "--repeats", "3", "--threads", "1",
+                          "--out", str(tmp_path / "ab"), "--summary", str(summary)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "BENCH_DATA_DIR": str(data_dir)})
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "bench.py ab: regression: numpy xor (xor) throughput" in out.stderr
+    ratio = float(re.search(r"numpy xor \(xor\) throughput ([0-9.]+)x", out.stderr).group(1))
+    assert 0.6 < ratio < 0.8
+    text = summary.read_text()
+    assert text.startswith("A/B on this machine: HEAD (") and "**1 regression(s)**" in text
+    folder = next((tmp_path / "ab").iterdir())
+    assert (folder / "comparison.md").read_text() == text
+    runs = {side: next((folder / side).iterdir()) for side in ("base", "head")}
+    for side, run in runs.items():
+        assert len(list((run / "records").glob("*.json"))) == 3 and (run / "report.html").exists()
+    # The trials alternated: base, head, then head, base, ...
+    started = sorted((p.stat().st_mtime_ns, side) for side, run in runs.items()
+                     for p in (run / "records").glob("*.json"))
+    assert [side for _, side in started] == ["base", "head", "head", "base", "base", "head"]
+    assert not (folder / "worktrees").exists() and "worktrees" not in git(repo, "worktree", "list")
+
+
+@pytest.mark.parametrize("ref, message", [("nosuchbranch", "unknown revision 'nosuchbranch'")])
+def test_ab_names_an_unknown_revision(ref, message):
+    out = subprocess.run([sys.executable, str(ROOT / "bench.py"), "ab", ref, "--profile", "ci", "-f", "pytorch",
+                          "-w", "xor"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1

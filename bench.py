@@ -301,7 +301,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     for side in (outcome.base, outcome.head):
         print(f"\n{side.name}: {side.ref} ({side.commit[:10]}), run directory {side.run_dir.path}")
         _report([side.run_dir.path], side.run_dir.path, FORMATS_ALL, side_by_side=False, overwrite=True)
-    result = compare(load_side(outcome.base.run_dir.path), load_side(outcome.head.run_dir.path))
+    result = compare(load_side(outcome.base.run_dir.path), load_side(outcome.head.run_dir.path), paired=True)
     text = render(result, "md")
     failed = [r for r in outcome.records["head"] if r.status in ("error", "timeout")]
     if failed:

@@ -70,34 +70,32 @@ class Comparison:
     noise: dict[str, Noise] = field(default_factory=dict)  # per metric
     machine_gflops: tuple[float | None, float | None] = (None, None)  # baseline, current (harness.peak.machine_speed)
     tests: int = 0  # the family the adjustment covers
+    paired: bool = False  # an A/B run: processes compared pair by pair
 
     @property
     def regressions(self) -> list[Change]:
         return [c for c in self.changes if c.verdict == "regression"]
 
 
-def describe_noise(metric: str, noise: Noise) -> str:
+def describe_noise(metric: str, noise: Noise, paired: bool = False) -> str:
     if not noise.df:
         return f"{metric}: {ONE_PROCESS}; its changes are shown, not tested"
+    if paired:
+        return (f"{metric}: paired by repeat (each head process against the base process run beside it): "
+                f"spread of their log ratio {noise.sd:.1%}, pooled over {noise.groups} trial(s), "
+                f"{noise.df} degrees of freedom")
     return (f"{metric}: run-to-run spread {noise.sd:.1%} (log scale, pooled over {noise.groups} trial-side(s) "
             f"with repeats, {noise.df} degrees of freedom)")
 
 
-def _between_processes(lb: np.ndarray, lc: np.ndarray, noise: Noise, higher_is_better: bool,
-                       threshold: float) -> dict:
-    """The 95% interval of the ratio and the p-value of "changed by more than `threshold`" (the
-    smaller of the two one-sided tests against the thresholds in either direction, doubled), from
-    a t-test on the difference of mean log values, with the trial's own spread moderated by the
-    pooled one (`reports.stats.moderated_sd`)."""
-    own_squares = float(((lb - lb.mean()) ** 2).sum() + ((lc - lc.mean()) ** 2).sum())
-    sd, df = moderated_sd(own_squares, lb.size - 1 + lc.size - 1, noise)
-    estimate = float(lc.mean() - lb.mean())
-    se = sd * math.sqrt(1 / lb.size + 1 / lc.size)
+def _threshold_test(estimate: float, se: float, df: int, higher_is_better: bool, threshold: float) -> dict:
+    """The 95% interval of the ratio exp(estimate) and the p-value of "changed by more than
+    `threshold`": the smaller of the two one-sided t-tests against the thresholds in either
+    direction, doubled."""
     down, up = math.log(1 - threshold) if threshold < 1 else -math.inf, math.log(1 + threshold)
     if se == 0:
         ratio = math.exp(estimate)
-        p_down, p_up = float(estimate < down), float(estimate > up)
-        p_down, p_up = 1 - p_down, 1 - p_up  # 0 where the estimate is beyond, 1 where it is not
+        p_down, p_up = float(not estimate < down), float(not estimate > up)  # 0 beyond the threshold, else 1
         interval = (ratio, ratio)
     else:
         half = float(student_t.ppf(0.975, df)) * se
@@ -109,12 +107,39 @@ def _between_processes(lb: np.ndarray, lc: np.ndarray, noise: Noise, higher_is_b
             "worse": worse}
 
 
+def _between_processes(lb: np.ndarray, lc: np.ndarray, noise: Noise) -> tuple[float, float, int]:
+    """(estimate, standard error, df) of the difference of mean log values, with the trial's own
+    spread moderated by the pooled one (`reports.stats.moderated_sd`)."""
+    own_squares = float(((lb - lb.mean()) ** 2).sum() + ((lc - lc.mean()) ** 2).sum())
+    sd, df = moderated_sd(own_squares, lb.size - 1 + lc.size - 1, noise)
+    return float(lc.mean() - lb.mean()), sd * math.sqrt(1 / lb.size + 1 / lc.size), df
+
+
+def _paired(lb: np.ndarray, lc: np.ndarray, noise: Noise) -> tuple[float, float, int]:
+    """The same from the per-repeat log ratios of processes that ran side by side (an A/B run): a
+    slow spell of the machine that both met cancels out."""
+    d = lc - lb
+    sd, df = moderated_sd(float(((d - d.mean()) ** 2).sum()), d.size - 1, noise)
+    return float(d.mean()), sd / math.sqrt(d.size), df
+
+
+def paired_noise(pairs: list[tuple[np.ndarray | None, np.ndarray | None]]) -> Noise:
+    """The spread of per-repeat log ratios around their trial's mean, pooled over trials."""
+    squares, df, groups = 0.0, 0, 0
+    for lb, lc in pairs:
+        if lb is not None and lc is not None and lb.size == lc.size > 1:
+            d = lc - lb
+            squares, df, groups = squares + float(((d - d.mean()) ** 2).sum()), df + d.size - 1, groups + 1
+    return Noise(math.sqrt(squares / df) if df else None, df, groups)
+
+
 def compare_metric(base: list[list[float]], cur: list[list[float]], higher_is_better: bool, threshold: float,
-                   noise: Noise) -> dict:
+                   noise: Noise, paired: bool = False) -> dict:
     """The statistics of one metric of one trial: `base` and `cur` hold each process's samples in
     time order; threshold is a fraction (0.05). The figures shown are each side's geometric mean
-    over processes of the process's median, so that ratio = current / baseline. The verdict waits
-    for the family's adjustment (`holm`), except where there is nothing to test."""
+    over processes of the process's median, so that ratio = current / baseline. `paired`: the
+    processes of both sides ran in pairs, in repeat order (an A/B run). The verdict waits for the
+    family's adjustment (`holm`), except where there is nothing to test."""
     lb, lc = process_logs(base), process_logs(cur)
     out: dict = {"n_baseline": len(base), "n_current": len(cur)}
     if lb is None or lc is None:
@@ -124,7 +149,10 @@ def compare_metric(base: list[list[float]], cur: list[list[float]], higher_is_be
     out["worse"] = out["ratio"] < 1 if higher_is_better else out["ratio"] > 1
     if not noise.df:
         return {**out, "verdict": "not testable", "note": ONE_PROCESS}
-    return {**out, **_between_processes(lb, lc, noise, higher_is_better, threshold), "verdict": "unchanged"}
+    if paired and lb.size != lc.size:
+        return {**out, "verdict": "not testable", "note": "the sides have different numbers of processes"}
+    estimate, se, df = (_paired if paired else _between_processes)(lb, lc, noise)
+    return {**out, **_threshold_test(estimate, se, df, higher_is_better, threshold), "verdict": "unchanged"}
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -154,9 +182,12 @@ def environment_differences(base: dict, cur: dict) -> list[str]:
 
 
 def compare(baseline: dict, current: dict, metrics: tuple[str, ...] = DEFAULT_METRICS,
-            thresholds_pct: dict[str, float] | None = None) -> Comparison:
+            thresholds_pct: dict[str, float] | None = None, paired: bool = False) -> Comparison:
+    """Every common trial's metrics, tested as a family. `paired`: the two sides are an A/B run,
+    whose processes ran side by side in repeat order, so they are compared pair by pair."""
     thresholds = {m: (thresholds_pct or {}).get(m, DEFAULT_THRESHOLD_PCT) for m in metrics}
-    result = Comparison(thresholds=thresholds, machine_gflops=(machine_speed(baseline), machine_speed(current)))
+    result = Comparison(thresholds=thresholds, machine_gflops=(machine_speed(baseline), machine_speed(current)),
+                        paired=paired)
     result.environment = environment_differences(baseline.get("environment", {}), current.get("environment", {}))
     base_trials, cur_trials = baseline["trials"], current["trials"]
     result.only_baseline = sorted(set(base_trials) - set(cur_trials))
@@ -165,7 +196,11 @@ def compare(baseline: dict, current: dict, metrics: tuple[str, ...] = DEFAULT_ME
     samples = {(key, side, name): per_process(trials[key]["samples"].get(name, []))
                for key in common for side, trials in (("b", base_trials), ("c", cur_trials)) for name in metrics}
     for name in metrics:
-        result.noise[name] = pooled_noise([v for (_, _, m), v in samples.items() if m == name])
+        if paired:
+            result.noise[name] = paired_noise([(process_logs(samples[key, "b", name]), process_logs(samples[key, "c", name]))
+                                               for key in common])
+        else:
+            result.noise[name] = pooled_noise([v for (_, _, m), v in samples.items() if m == name])
     for key in common:
         b, c = base_trials[key], cur_trials[key]
         where = {"workload": b["workload"], "dataset": b["dataset"], "label": b["label"]}
@@ -182,7 +217,8 @@ def compare(baseline: dict, current: dict, metrics: tuple[str, ...] = DEFAULT_ME
             bs, cs = samples[key, "b", name], samples[key, "c", name]
             if not bs or not cs:
                 continue
-            stats = compare_metric(bs, cs, METRICS[name].higher_is_better, thresholds[name] / 100, result.noise[name])
+            stats = compare_metric(bs, cs, METRICS[name].higher_is_better, thresholds[name] / 100, result.noise[name],
+                                   paired)
             change = Change(**where, metric=name, **stats)
             target = c.get("target_accuracy")
             if name == "test_accuracy" and target is not None and change.current is not None \
@@ -240,7 +276,8 @@ def render(result: Comparison, fmt: str) -> str:
              f"{FAMILY_ALPHA:g} after Holm's adjustment over this comparison's {result.tests} test(s); "
              f"ratio = current / baseline)."]
     if result.noise:
-        lines = "\n".join(("- " if markdown else "  ") + describe_noise(m, n) for m, n in result.noise.items())
+        lines = "\n".join(("- " if markdown else "  ") + describe_noise(m, n, result.paired)
+                          for m, n in result.noise.items())
         parts.append(f"Noise model (the unit is the process; ratios are of per-process medians):\n{lines}")
     base_speed, cur_speed = result.machine_gflops
     if base_speed and cur_speed:

@@ -262,3 +262,21 @@ def test_history_lists_baselines_beside_runs(tmp_path):
     sides, skipped = history.collect(results)
     assert not skipped
     assert sorted(side["name"] for side in sides) == ["kept", "r1", "r2"]
+
+
+def test_an_ab_run_compares_processes_pair_by_pair():
+    """Processes that ran side by side share the machine's slow spells (10% here), which a paired
+    comparison cancels: a 15% slowdown of one trial with 2% pair-to-pair noise is found paired,
+    while the same data unpaired see only the 10% spread and cannot resolve it."""
+    from tools.gate_power import synthetic_sides
+
+    rng = np.random.default_rng(7)
+    found_paired = found_unpaired = 0
+    for _ in range(5):
+        base, cur = synthetic_sides(rng, trials=9, repeats=3, noise=0.02, paired=True, slowed=0.15)
+        paired = compare(base, cur, metrics=("throughput",), paired=True)
+        assert {c.label for c in paired.regressions} <= {"t0"} and paired.noise["throughput"].df == 9 * 2
+        found_paired += [c.label for c in paired.regressions] == ["t0"]
+        found_unpaired += bool(compare(base, cur, metrics=("throughput",)).regressions)
+        assert "paired by repeat" in render(paired, "text")
+    assert found_paired == 5 and found_unpaired <= 1

@@ -443,7 +443,8 @@ def paired_trial(name: str, workload: str, threads: int, data_dir: str | None, r
     except _Enough:
         pass
     hand[0].close()
-    return {"harness": [[b.steps, b.seconds] for b in record.blocks], "hand": hand[0].blocks[:len(record.blocks)]}
+    pairs = min(len(record.blocks), len(hand[0].blocks))  # the trial may end without a callback after its last block
+    return {"harness": [[b.steps, b.seconds] for b in record.blocks[:pairs]], "hand": hand[0].blocks[:pairs]}
 
 
 def run_round(name: str, workload: str, threads: int, data_dir: str | None, round_: int,

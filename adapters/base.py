@@ -93,6 +93,27 @@ def split_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> list[tuple[n
     return [(x[i * batch_size:(i + 1) * batch_size], y[i * batch_size:(i + 1) * batch_size]) for i in range(n)]
 
 
+def channels_first_weights(spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> tuple[list[np.ndarray], bool]:
+    """For adapters that keep images NCHW: the spec's weights with the kernel of the dense layer
+    that a flatten feeds (through elementwise layers only) reordered from the spec's (h, w, c) rows
+    to (c, h, w), so that the adapter flattens its NCHW activations as they lie, as its users'
+    models do, instead of transposing them in every step. The same arithmetic, done once at build.
+    Returns (weights, whether the model should flatten NCHW directly); a model whose flatten feeds
+    no dense layer (a prefix model of the equivalence probe) keeps the spec's order."""
+    out, index, flat_shape = list(weights), 0, None
+    for layer, shape_in in zip(spec.layers, spec.shapes()):
+        if layer.kind == "flatten":
+            flat_shape = shape_in
+        elif layer.kind == "dense" and flat_shape is not None:
+            h, w, c = flat_shape
+            out[index] = np.ascontiguousarray(out[index].reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1))
+            return out, True
+        elif layer.has_weights:
+            flat_shape = None
+        index += 2 if layer.has_weights else 0
+    return out, False
+
+
 def hwio_to_oihw(kernel: np.ndarray) -> np.ndarray:
     """Conv kernel from the spec's (kh, kw, in, out) layout to (out, in, kh, kw)."""
     return np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))

@@ -13,7 +13,7 @@ import numpy as np
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
-from adapters.base import Adapter, SkipTrial, hwio_to_oihw, split_batches
+from adapters.base import Adapter, SkipTrial, channels_first_weights, hwio_to_oihw, split_batches
 from workloads.spec import WorkloadSpec
 
 
@@ -24,7 +24,9 @@ class _FlattenHWC(nn.HybridBlock):
         return F.flatten(F.transpose(x, axes=(0, 2, 3, 1)))
 
 
-def build_net(spec: WorkloadSpec) -> nn.HybridSequential:
+def build_net(spec: WorkloadSpec, flatten_nchw: bool = False) -> nn.HybridSequential:
+    """The spec's model; `flatten_nchw`: flatten activations as they lie, the next dense layer's
+    kernel being reordered to match (adapters.base.channels_first_weights)."""
     net = nn.HybridSequential()
     with net.name_scope():
         for layer, shape_in in zip(spec.layers, spec.shapes()):
@@ -35,7 +37,7 @@ def build_net(spec: WorkloadSpec) -> nn.HybridSequential:
             elif layer.kind == "maxpool":
                 net.add(nn.MaxPool2D(layer.pool))
             elif layer.kind == "flatten":
-                net.add(_FlattenHWC())
+                net.add(nn.Flatten() if flatten_nchw else _FlattenHWC())
             elif layer.kind == "dropout":
                 net.add(nn.Dropout(layer.rate))
             else:
@@ -90,7 +92,8 @@ class MXNetAdapter(Adapter):
     def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> None:
         self.spec = spec
         self.channels_first = len(spec.input_shape) == 3
-        self.net = build_net(spec)
+        weights, flatten_nchw = channels_first_weights(spec, weights)
+        self.net = build_net(spec, flatten_nchw)
         load_weights(self.net, weights, self.ctx)
         if self.variant == "hybrid":
             self.net.hybridize(static_alloc=True, static_shape=True)

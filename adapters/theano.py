@@ -72,13 +72,16 @@ from theano.tensor.nnet import conv2d  # noqa: E402
 from theano.sandbox.rng_mrg import MRG_RandomStreams  # noqa: E402
 from theano.tensor.signal.pool import pool_2d  # noqa: E402
 
-from adapters.base import Adapter, SkipTrial, hwio_to_oihw  # noqa: E402
+from adapters.base import Adapter, SkipTrial, channels_first_weights, hwio_to_oihw  # noqa: E402
 from workloads.spec import WorkloadSpec  # noqa: E402
 
 
-def forward(spec: WorkloadSpec, params: Sequence[Any], x: Any, rng: MRG_RandomStreams | None = None) -> Any:
+def forward(spec: WorkloadSpec, params: Sequence[Any], x: Any, rng: MRG_RandomStreams | None = None,
+            flatten_nchw: bool = False) -> Any:
     """Symbolic logits; x is NCHW for images, conv kernels (out, in, kh, kw). With random streams
-    (the training graph) dropout draws its masks; without them (prediction) it is the identity."""
+    (the training graph) dropout draws its masks; without them (prediction) it is the identity.
+    `flatten_nchw`: flatten activations as they lie, the next dense layer's kernel being reordered
+    to match (adapters.base.channels_first_weights)."""
     it = iter(params)
     for layer in spec.layers:
         if layer.kind == "dense":
@@ -89,7 +92,7 @@ def forward(spec: WorkloadSpec, params: Sequence[Any], x: Any, rng: MRG_RandomSt
         elif layer.kind == "maxpool":
             x = pool_2d(x, (layer.pool, layer.pool), ignore_border=True, mode="max")
         elif layer.kind == "flatten":
-            x = x.dimshuffle(0, 2, 3, 1).flatten(2)  # (h, w, c) order, as the spec
+            x = x.flatten(2) if flatten_nchw else x.dimshuffle(0, 2, 3, 1).flatten(2)  # else the spec's (h, w, c)
         elif layer.kind == "relu":
             x = T.nnet.relu(x)
         elif layer.kind == "tanh":
@@ -162,16 +165,17 @@ class TheanoAdapter(Adapter):
         self.spec = spec
         self.channels_first = len(spec.input_shape) == 3
         self.params = []
+        weights, flatten_nchw = channels_first_weights(spec, weights)
         for w in weights:
             w = hwio_to_oihw(w) if w.ndim == 4 else w
             self.params.append(theano.shared(np.asarray(w, np.float32)))
         ndim = 4 if self.channels_first else 2
         self.x = T.TensorType("float32", (False,) * ndim)("x")
         self.y = T.ivector("y") if spec.loss == "softmax_cross_entropy" else T.fvector("y")
-        self.logits = forward(spec, self.params, self.x)
+        self.logits = forward(spec, self.params, self.x, flatten_nchw=flatten_nchw)
         # Training has its own graph when dropout draws masks (their state updates with each call).
-        self.train_logits = (forward(spec, self.params, self.x, MRG_RandomStreams(1)) if spec.has_dropout
-                             else self.logits)
+        self.train_logits = (forward(spec, self.params, self.x, MRG_RandomStreams(1), flatten_nchw)
+                             if spec.has_dropout else self.logits)
         self.data_x = self.data_y = None
         self._train = self._predict = None  # compiled on first use: compilation is first-step time
 

@@ -43,13 +43,14 @@ REPEATS = (1, 3, 5)
 def synthetic_sides(rng: np.random.Generator, trials: int, repeats: int, noise: float, paired: bool,
                     slowed: float = 0.0) -> tuple[dict, dict]:
     """Two sides as `reports.baseline.load_side` returns them; trial 0 of the second runs `slowed`
-    slower. Paired: each head process shares its base process's level (the machine both met) and
-    differs from it by `noise`; else every process scatters by `noise` on its own."""
+    slower. Paired: each head process shares its base process's level (the machine both met), and
+    their log ratio scatters by `noise`; else every process's log level scatters by `noise`."""
     sides: tuple[dict, dict] = ({"trials": {}, "environment": {}}, {"trials": {}, "environment": {}})
+    own = noise / math.sqrt(2) if paired else noise  # paired: the ratio of two has sqrt(2) x each one's
     for i in range(trials):
         shared = rng.normal(0, 0.10, repeats) if paired else np.zeros(repeats)
         for side, factor in zip(sides, (1.0, 1 - slowed if i == 0 else 1.0)):
-            levels = 20_000.0 * factor * np.exp(shared + rng.normal(0, noise, repeats))
+            levels = 20_000.0 * factor * np.exp(shared + rng.normal(0, own, repeats))
             processes = [list(level * rng.lognormal(0, BLOCK_NOISE, BLOCKS)) for level in levels]
             side["trials"][f"w/d/t{i}"] = {"workload": "w", "dataset": "d", "label": f"t{i}",
                                            "statuses": ["ok"] * repeats, "target_accuracy": None,
@@ -78,7 +79,7 @@ def noise_of(run_dir: Path) -> tuple[float, int]:
     if not noise.df:
         raise SystemExit(f"{run_dir}: no trial has repeats, so its process-to-process spread cannot be seen; "
                          f"use a run made with --repeats 3")
-    return noise.sd / math.sqrt(2), noise.df  # each process's own scatter (the spread is of two)
+    return noise.sd, noise.df
 
 
 def pair_noise_of(ab_folder: Path) -> tuple[float, int]:
@@ -110,7 +111,7 @@ def main() -> int:
         source = f"the spread of the per-pair log ratio in {args.from_ab}, {df} degrees of freedom"
     elif not paired and args.from_run:
         noise, df = noise_of(args.from_run)
-        source = f"each process's own scatter in {args.from_run} (pooled spread / sqrt 2), {df} degrees of freedom"
+        source = f"the process-to-process spread in {args.from_run}, {df} degrees of freedom"
     else:
         parser.error("give --noise SD, or --from-ab AB_FOLDER (ab mode) or --from-run RUN_DIR (baseline mode)")
     design = "A/B, processes paired" if paired else "against a baseline, processes unpaired"

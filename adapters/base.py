@@ -94,7 +94,7 @@ def split_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> list[tuple[n
 
 
 def channels_first_weights(spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> tuple[list[np.ndarray], bool]:
-    """For adapters that keep images NCHW: the spec's weights with the kernel of the dense layer
+    """For adapters that keep images NCHW (MXNet, Theano): the spec's weights with the kernel of the dense layer
     that a flatten feeds (through elementwise layers only) reordered from the spec's (h, w, c) rows
     to (c, h, w), so that the adapter flattens its NCHW activations as they lie, as its users'
     models do, instead of transposing them in every step. The same arithmetic, done once at build.

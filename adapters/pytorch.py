@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adapters.base import Adapter, SkipTrial, channels_first_weights, hwio_to_oihw, split_batches
+from adapters.base import Adapter, SkipTrial, hwio_to_oihw, split_batches
 from workloads.spec import WorkloadSpec
 
 
@@ -20,9 +20,10 @@ class _FlattenHWC(nn.Module):
         return x.permute(0, 2, 3, 1).flatten(1)
 
 
-def build_module(spec: WorkloadSpec, flatten_nchw: bool = False) -> nn.Sequential:
-    """The spec's model; `flatten_nchw`: flatten activations as they lie, the next dense layer's
-    kernel being reordered to match (adapters.base.channels_first_weights)."""
+def build_module(spec: WorkloadSpec) -> nn.Sequential:
+    """The spec's model, flattening in the spec's (h, w, c) order: unlike MXNet and Theano, PyTorch
+    trained the CNN slower when flattening NCHW as it lies with the next kernel reordered
+    (adapters.base.channels_first_weights): 0.85x, measured with `bench.py ab` (see the README)."""
     layers: list[nn.Module] = []
     for layer, shape_in in zip(spec.layers, spec.shapes()):
         if layer.kind == "dense":
@@ -32,7 +33,7 @@ def build_module(spec: WorkloadSpec, flatten_nchw: bool = False) -> nn.Sequentia
         elif layer.kind == "maxpool":
             layers.append(nn.MaxPool2d(layer.pool))
         elif layer.kind == "flatten":
-            layers.append(nn.Flatten(1) if flatten_nchw else _FlattenHWC())
+            layers.append(_FlattenHWC())
         elif layer.kind == "dropout":
             layers.append(nn.Dropout(layer.rate))
         else:
@@ -96,8 +97,7 @@ class PyTorchAdapter(Adapter):
     def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> None:
         self.spec = spec
         self.channels_first = len(spec.input_shape) == 3
-        weights, flatten_nchw = channels_first_weights(spec, weights)
-        self.model = build_module(spec, flatten_nchw)
+        self.model = build_module(spec)
         load_weights(self.model, weights)
         self.model.to(self.dev).train()
         # Evaluation uses the eager module (same parameters), so test batches of another shape

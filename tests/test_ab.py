@@ -1,8 +1,8 @@
 """`bench.py ab`: two revisions of a real git repository, their trials interleaved on this machine.
 
 The repository is a copy of this project's working tree with two commits: the second slows the
-NumPy stand-in framework's training step by 30%. The A/B run must find it, exit 1 and name the
-trial. (That identical revisions pass is the synthetic family-wise test in test_compare.py: a real
+NumPy stand-in framework's training step by 30% on XOR and breaks it on the MLP. The A/B run must
+find the slowdown, report the broken trial with its reason, exit 1 and name both. (That identical revisions pass is the synthetic family-wise test in test_compare.py: a real
 run without a change passes with a probability of 95% by design, which no test may leave to chance.)
 """
 from __future__ import annotations
@@ -23,6 +23,8 @@ SLOWDOWN = '''
 
     def train_step(self, i: int) -> float:  # 30% lower throughput: each step takes 1/0.7 as long
         import time
+        if self.spec.name == "mnist_mlp":
+            raise RuntimeError("broken in this commit")
         start = time.perf_counter()
         loss = self._real_train_step(i)
         wait_until = time.perf_counter() + (time.perf_counter() - start) * (1 / 0.7 - 1)
@@ -59,25 +61,28 @@ def test_ab_run_finds_a_30_percent_slowdown_and_names_the_trial(tmp_path, data_d
 
     summary = tmp_path / "summary.md"
     out = subprocess.run([sys.executable, str(repo / "tests" / "fake_bench.py"), "ab", "HEAD~1", "HEAD",
-                          "-f", "numpy", "-w", "xor", "--profile", "ci", "--repeats", "3", "--threads", "1",
+                          "-f", "numpy", "-w", "xor", "-w", "mnist_mlp", "--profile", "ci", "--repeats", "3",
+                          "--threads", "1",
                           "--out", str(tmp_path / "ab"), "--summary", str(summary)],
                          cwd=tmp_path, capture_output=True, text=True, timeout=600,
                          env={**os.environ, "BENCH_DATA_DIR": str(data_dir)})
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
     assert "bench.py ab: regression: numpy xor (xor) throughput" in out.stderr
+    assert "bench.py ab: numpy mnist_mlp (mnist) error in HEAD" in out.stderr
     ratio = float(re.search(r"numpy xor \(xor\) throughput ([0-9.]+)x", out.stderr).group(1))
     assert 0.6 < ratio < 0.8
     text = summary.read_text()
-    assert text.startswith("A/B on this machine: HEAD (") and "**1 regression(s)**" in text
+    assert text.startswith("A/B on this machine: HEAD (") and "**2 regression(s)**" in text  # the slowdown, the status
+    assert "### Trials that failed in HEAD (3)" in text and "broken in this commit" in text
     folder = next((tmp_path / "ab").iterdir())
     assert (folder / "comparison.md").read_text() == text
     runs = {side: next((folder / side).iterdir()) for side in ("base", "head")}
     for side, run in runs.items():
-        assert len(list((run / "records").glob("*.json"))) == 3 and (run / "report.html").exists()
+        assert len(list((run / "records").glob("*.json"))) == 6 and (run / "report.html").exists()
     # The trials alternated: base, head, then head, base, ...
     started = sorted((p.stat().st_mtime_ns, side) for side, run in runs.items()
                      for p in (run / "records").glob("*.json"))
-    assert [side for _, side in started] == ["base", "head", "head", "base", "base", "head"]
+    assert [side for _, side in started] == ["base", "head", "head", "base"] * 3
     assert not (folder / "worktrees").exists() and "worktrees" not in git(repo, "worktree", "list")
 
 

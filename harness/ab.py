@@ -28,12 +28,11 @@ from pathlib import Path
 from adapters import ENVIRONMENTS, environment_of
 from harness import envs
 from harness.environment import PROJECT_ROOT
-from harness.launch import launch
-from harness.peak import machine_speed
 from harness.plan import RunOptions, plan
 from harness.record import TrialRecord, TrialSpec
 from harness.rundir import GitState, RunDir
-from harness.run import RunError, check_data, interruptible, new_manifest, prepare_environments, remeasure_peak
+from harness.run import (RunError, check_data, interruptible, new_manifest, prepare_environments, remeasure_peak,
+                         run_one)
 
 log = logging.getLogger("harness.ab")
 SIDES = ("base", "head")
@@ -52,7 +51,7 @@ class Side:
 
     def interpreter(self, trial: TrialSpec) -> str:
         env = environment_of(trial.framework, trial.variant)
-        return self.python if env is None else str(self.env_base / env.name / "bin" / "python")
+        return self.python if env is None else envs.interpreter(trial.framework, trial.variant, self.env_base)
 
 
 @dataclass
@@ -166,12 +165,7 @@ def run_ab(base_ref: str, head_ref: str, options: RunOptions, out: Path, env_bas
 
 
 def _run_one(side: Side, trial: TrialSpec) -> TrialRecord:
-    reason = side.env_problems.get(trial.trial_id)
-    if reason:
-        record = TrialRecord.not_run(trial, side.run_dir.run_id, "skipped", reason)
-        side.run_dir.write_record(record)
-    else:
-        record = launch(trial, side.run_dir.path, side.run_dir.run_id, python=side.interpreter(trial),
-                        machine_gflops=machine_speed(trial.threads), root=side.root)
+    record = run_one(side.run_dir, trial, side.env_problems.get(trial.trial_id), side.interpreter(trial),
+                     root=side.root)
     log.info("%s %s %s %s: %s", side.name, trial.label, trial.workload, trial.dataset, record.status)
     return record

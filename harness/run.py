@@ -25,7 +25,7 @@ from typing import Iterator
 from adapters import environment_of
 from harness import environment, envs
 from harness.files import BadFile, check_writable, describe_os_error
-from harness.launch import Interrupted, launch
+from harness.launch import PROJECT_ROOT, Interrupted, ProgressCallback, launch
 from harness.peak import best_of, machine_speed, matmul_peak
 from harness.plan import RunOptions, plan, threads_problem
 from harness.record import TrialRecord, TrialSpec
@@ -223,20 +223,26 @@ def execute(run_dir: RunDir, trials: list[TrialSpec], env_problems: dict[str, st
                 bar.set_postfix_str(f"epoch {state.get('epoch', 0):.2f}/{state.get('epochs', '?')}"
                                     + (f" acc {acc:.4f}" if isinstance(acc, float) else ""))
 
-            reason = unavailable(trial, env_problems, base)
-            if reason:
-                record = TrialRecord.not_run(trial, run_dir.run_id, "skipped", reason)
-                run_dir.write_record(record)
-            else:
-                record = launch(trial, run_dir.path, run_dir.run_id,
-                                python=envs.interpreter(trial.framework, trial.variant, base),
-                                on_progress=show, machine_gflops=machine_speed(trial.threads))
+            record = run_one(run_dir, trial, unavailable(trial, env_problems, base),
+                             envs.interpreter(trial.framework, trial.variant, base), on_progress=show)
             records.append(record)
             if bar.disable:
                 log.info("%s %s %s: %s", trial.label, trial.workload, trial.dataset, record.status)
             bar.set_postfix_str(record.status)
             bar.update()
     return records
+
+
+def run_one(run_dir: RunDir, trial: TrialSpec, reason: str | None, python: str,
+            on_progress: ProgressCallback | None = None, root: Path = PROJECT_ROOT) -> TrialRecord:
+    """One trial: a `skipped` record when it cannot start (`reason`), else its own process running
+    the code at `root` with `python`, the machine's speed probed just before."""
+    if reason:
+        record = TrialRecord.not_run(trial, run_dir.run_id, "skipped", reason)
+        run_dir.write_record(record)
+        return record
+    return launch(trial, run_dir.path, run_dir.run_id, python=python, on_progress=on_progress,
+                  machine_gflops=machine_speed(trial.threads), root=root)
 
 
 def remeasure_peak(run_dir: RunDir) -> None:

@@ -32,7 +32,7 @@ from scipy.stats import t as student_t
 from tabulate import tabulate
 
 from reports.baseline import METRICS, machine_speed, per_process
-from reports.stats import Noise, moderated_sd, pooled_noise, process_logs
+from reports.stats import Noise, moderated_sd, paired_noise, pooled_noise, process_logs
 
 FAMILY_ALPHA = 0.05
 DEFAULT_THRESHOLD_PCT = 5.0
@@ -88,7 +88,7 @@ def describe_noise(metric: str, noise: Noise, paired: bool = False) -> str:
             f"with repeats, {noise.df} degrees of freedom)")
 
 
-def _threshold_test(estimate: float, se: float, df: int, higher_is_better: bool, threshold: float) -> dict:
+def _threshold_test(estimate: float, se: float, df: int, threshold: float) -> dict:
     """The 95% interval of the ratio exp(estimate) and the p-value of "changed by more than
     `threshold`": the smaller of the two one-sided t-tests against the thresholds in either
     direction, doubled."""
@@ -102,9 +102,7 @@ def _threshold_test(estimate: float, se: float, df: int, higher_is_better: bool,
         interval = (math.exp(estimate - half), math.exp(estimate + half))
         p_down = float(student_t.cdf((estimate - down) / se, df))  # H0: the change is not below -threshold
         p_up = float(student_t.sf((estimate - up) / se, df))  # H0: the change is not above +threshold
-    worse = estimate < 0 if higher_is_better else estimate > 0
-    return {"ci_low": interval[0], "ci_high": interval[1], "p_value": min(1.0, 2 * min(p_down, p_up)),
-            "worse": worse}
+    return {"ci_low": interval[0], "ci_high": interval[1], "p_value": min(1.0, 2 * min(p_down, p_up))}
 
 
 def _between_processes(lb: np.ndarray, lc: np.ndarray, noise: Noise) -> tuple[float, float, int]:
@@ -121,16 +119,6 @@ def _paired(lb: np.ndarray, lc: np.ndarray, noise: Noise) -> tuple[float, float,
     d = lc - lb
     sd, df = moderated_sd(float(((d - d.mean()) ** 2).sum()), d.size - 1, noise)
     return float(d.mean()), sd / math.sqrt(d.size), df
-
-
-def paired_noise(pairs: list[tuple[np.ndarray | None, np.ndarray | None]]) -> Noise:
-    """The spread of per-repeat log ratios around their trial's mean, pooled over trials."""
-    squares, df, groups = 0.0, 0, 0
-    for lb, lc in pairs:
-        if lb is not None and lc is not None and lb.size == lc.size > 1:
-            d = lc - lb
-            squares, df, groups = squares + float(((d - d.mean()) ** 2).sum()), df + d.size - 1, groups + 1
-    return Noise(math.sqrt(squares / df) if df else None, df, groups)
 
 
 def compare_metric(base: list[list[float]], cur: list[list[float]], higher_is_better: bool, threshold: float,
@@ -152,7 +140,7 @@ def compare_metric(base: list[list[float]], cur: list[list[float]], higher_is_be
     if paired and lb.size != lc.size:
         return {**out, "verdict": "not testable", "note": "the sides have different numbers of processes"}
     estimate, se, df = (_paired if paired else _between_processes)(lb, lc, noise)
-    return {**out, **_threshold_test(estimate, se, df, higher_is_better, threshold), "verdict": "unchanged"}
+    return {**out, **_threshold_test(estimate, se, df, threshold), "verdict": "unchanged"}
 
 
 def holm(p_values: list[float]) -> list[float]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from scipy.stats import t as student_t
@@ -98,16 +98,28 @@ def process_logs(processes: Sequence[Sequence[float]]) -> np.ndarray | None:
     return np.log(values) if values.size and np.all(values > 0) else None
 
 
-def pooled_noise(groups: Sequence[Sequence[Sequence[float]]]) -> Noise:
-    """The spread of process medians around their trial's mean, pooled over `groups` (one list of
-    processes per trial)."""
+def pooled_spread(groups: Iterable[np.ndarray | None]) -> Noise:
+    """The spread of each group's log values around the group's mean, pooled over the groups that
+    have two or more (None: a group with nothing to give)."""
     squares, df, count = 0.0, 0, 0
-    for processes in groups:
-        logs = process_logs(processes)
+    for logs in groups:
         if logs is not None and logs.size > 1:
             squares += float(((logs - logs.mean()) ** 2).sum())
             df, count = df + logs.size - 1, count + 1
     return Noise(float(np.sqrt(squares / df)) if df else None, df, count)
+
+
+def pooled_noise(groups: Sequence[Sequence[Sequence[float]]]) -> Noise:
+    """The spread of process medians around their trial's mean, pooled over `groups` (one list of
+    processes per trial)."""
+    return pooled_spread(process_logs(processes) for processes in groups)
+
+
+def paired_noise(pairs: Iterable[tuple[np.ndarray | None, np.ndarray | None]]) -> Noise:
+    """The spread of per-repeat log ratios (current minus base log values of processes that ran side
+    by side) around their trial's mean, pooled over trials."""
+    return pooled_spread(lc - lb if lb is not None and lc is not None and lb.size == lc.size else None
+                         for lb, lc in pairs)
 
 
 def moderated_sd(own_squares: float, own_df: int, noise: Noise) -> tuple[float, int] | None:

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from reports.baseline import load_side, per_process  # noqa: E402
-from reports.compare import compare, paired_noise  # noqa: E402
-from reports.stats import pooled_noise, process_logs  # noqa: E402
+from reports.compare import compare  # noqa: E402
+from reports.stats import paired_noise, pooled_noise, process_logs  # noqa: E402
 
 BLOCKS = 20  # steady-state blocks per process (the ci profile's at least 10, the quick profile's 30+)
 BLOCK_NOISE = 0.04  # block-to-block spread within a process

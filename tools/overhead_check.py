@@ -175,9 +175,22 @@ class FitLoop:
         self._thread.join()
 
 
-def _glorot(rng: np.random.Generator, *shape: int) -> np.ndarray:
-    fan_in, fan_out = int(np.prod(shape[:-1])), shape[-1]
-    return rng.uniform(-1, 1, shape).astype(np.float32) * np.float32(np.sqrt(6 / (fan_in + fan_out)))
+def _initial_weights(workload: str, oihw: bool = False) -> list[np.ndarray]:
+    """The hand-written models' Glorot-uniform kernels and zero biases, in order: dense kernels
+    (in, out), conv kernels (kh, kw, in, out), or (out, in, kh, kw) with `oihw` (Theano)."""
+    if workload == "mnist_cnn":
+        shapes = [(3, 3, 1, 32), (32,), (3, 3, 32, 64), (64,), (9216, 128), (128,), (128, 10), (10,)]
+    else:
+        shapes = [(784, 512), (512,), (512, 512), (512,), (512, 10), (10,)]
+    rng, out = np.random.default_rng(0), []
+    for shape in shapes:
+        if len(shape) == 1:
+            out.append(np.zeros(shape, np.float32))
+            continue
+        limit = np.sqrt(6 / (int(np.prod(shape[:-1])) + shape[-1]))
+        w = rng.uniform(-limit, limit, shape).astype(np.float32)
+        out.append(np.ascontiguousarray(w.transpose(3, 2, 0, 1)) if oihw and w.ndim == 4 else w)
+    return out
 
 
 def hand_pytorch(workload: str, threads: int) -> HandLoop:
@@ -217,12 +230,7 @@ def hand_tensorflow(workload: str, threads: int) -> HandLoop:
     if tf.config.threading.get_intra_op_parallelism_threads() != threads:  # the adapter may have set it
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    rng = np.random.default_rng(0)
-    if workload == "mnist_cnn":
-        shapes = [(3, 3, 1, 32), (32,), (3, 3, 32, 64), (64,), (9216, 128), (128,), (128, 10), (10,)]
-    else:
-        shapes = [(784, 512), (512,), (512, 512), (512,), (512, 10), (10,)]
-    params = [tf.Variable(_glorot(rng, *s) if len(s) > 1 else np.zeros(s, np.float32)) for s in shapes]
+    params = [tf.Variable(w) for w in _initial_weights(workload)]
     opt = keras.optimizers.Adam(1e-3, epsilon=1e-7)
 
     def forward(x):
@@ -288,12 +296,7 @@ def hand_jax(workload: str, threads: int) -> HandLoop:
     import jax.numpy as jnp
     import optax
 
-    rng = np.random.default_rng(0)
-    if workload == "mnist_cnn":
-        shapes = [(3, 3, 1, 32), (32,), (3, 3, 32, 64), (64,), (9216, 128), (128,), (128, 10), (10,)]
-    else:
-        shapes = [(784, 512), (512,), (512, 512), (512,), (512, 10), (10,)]
-    params = [jnp.asarray(_glorot(rng, *s) if len(s) > 1 else np.zeros(s, np.float32)) for s in shapes]
+    params = [jnp.asarray(w) for w in _initial_weights(workload)]
     opt = optax.adam(1e-3, eps=1e-7)
     state = [params, opt.init(params)]
 
@@ -366,12 +369,10 @@ def hand_theano(workload: str, threads: int) -> HandLoop:
     import theano.tensor as T
     from theano.tensor.signal.pool import pool_2d
 
-    rng = np.random.default_rng(0)
+    params = [theano.shared(w) for w in _initial_weights(workload, oihw=True)]
     y = T.ivector()
     if workload == "mnist_cnn":
         x = T.tensor4()
-        shapes = [(32, 1, 3, 3), (32,), (64, 32, 3, 3), (64,), (9216, 128), (128,), (128, 10), (10,)]
-        params = [theano.shared(_glorot(rng, *s) if len(s) > 1 else np.zeros(s, np.float32)) for s in shapes]
         h = T.nnet.relu(T.nnet.conv2d(x, params[0]) + params[1].dimshuffle("x", 0, "x", "x"))
         h = T.nnet.relu(T.nnet.conv2d(h, params[2]) + params[3].dimshuffle("x", 0, "x", "x"))
         h = pool_2d(h, ws=(2, 2), ignore_border=True).flatten(2)
@@ -382,8 +383,6 @@ def hand_theano(workload: str, threads: int) -> HandLoop:
             return np.ascontiguousarray(xb.transpose(0, 3, 1, 2)), yb.astype(np.int32)
     else:
         x = T.fmatrix()
-        shapes = [(784, 512), (512,), (512, 512), (512,), (512, 10), (10,)]
-        params = [theano.shared(_glorot(rng, *s) if len(s) > 1 else np.zeros(s, np.float32)) for s in shapes]
         h = T.nnet.relu(T.dot(x, params[0]) + params[1])
         h = T.nnet.relu(T.dot(h, params[2]) + params[3])
         out = T.dot(h, params[4]) + params[5]

@@ -21,7 +21,9 @@ from harness.files import BadFile, WouldOverwrite, describe_os_error, write_text
 from harness.launch import Interrupted
 from harness.plan import RunOptions, threads_problem
 from harness.rundir import RunDir
-from harness.run import RunError, carry_out, interruptible, resume_command
+from harness.prepare import RunError
+from harness.record import EXECUTORS
+from harness.run import carry_out, interruptible, resume_command
 from harness.threads import default_threads
 from workloads import IMAGE_DATASETS, WORKLOADS, datasets, get_workload
 from workloads.spec import PROFILES
@@ -157,6 +159,14 @@ def build_parser() -> Parser:
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where run directories are made")
     run.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                      help="finish an interrupted run: its own options, only the trials without a record")
+    run.add_argument("--executor", choices=EXECUTORS, default="local",
+                     help="local: here, one trial at a time (default); ray: on the nodes of a Ray cluster")
+    run.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                     help="the Ray cluster's head (default: auto, the cluster started on this machine)")
+    run.add_argument("--trials-per-node", type=_positive_int, default=1, metavar="N",
+                     help="ray: trials at a time on one node, each on its own cores (default 1: a node to itself)")
+    run.add_argument("--record-hostnames", action="store_true",
+                     help="put hostnames in the records (default: an alias made from a hash of each)")
 
     ab = sub.add_parser("ab", parents=[env_dir, trial_options],
                         help="A/B on this machine: two revisions' trials interleaved, then compared; exit 1 on a "
@@ -256,7 +266,10 @@ def _options(args: argparse.Namespace) -> RunOptions:
     return RunOptions(frameworks=tuple(args.framework), workloads=tuple(args.workload), dataset=args.dataset,
                       profile=args.profile, device=args.device, threads=args.threads, seed=args.seed,
                       repeats=args.repeats, data_dir=os.path.abspath(os.path.expanduser(data_dir)) if data_dir else None,
-                      cache_dir=None, timeout_s=args.timeout)
+                      cache_dir=None, timeout_s=args.timeout, executor=getattr(args, "executor", "local"),
+                      ray_address=getattr(args, "ray_address", None),
+                      trials_per_node=getattr(args, "trials_per_node", 1),
+                      record_hostnames=getattr(args, "record_hostnames", False))
 
 
 def _interrupted(exc: Interrupted) -> str:

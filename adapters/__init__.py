@@ -135,8 +135,11 @@ FRAMEWORKS: dict[str, FrameworkInfo] = {
 
 
 def environment_of(framework: str, variant: str) -> Environment | None:
-    """The isolated environment a variant runs in, or None for the main one."""
-    name = FRAMEWORKS[framework].environment.get(variant)
+    """The isolated environment a variant runs in, or None for the main one (also for a framework
+    this process has not registered: a test's stand-in adapter, run by another process such as a
+    Ray worker)."""
+    info = FRAMEWORKS.get(framework)
+    name = info.environment.get(variant) if info else None
     return ENVIRONMENTS[name] if name else None
 
 

@@ -31,8 +31,9 @@ from harness.environment import PROJECT_ROOT
 from harness.plan import RunOptions, plan
 from harness.record import TrialRecord, TrialSpec
 from harness.rundir import GitState, RunDir
-from harness.run import (RunError, check_data, interruptible, new_manifest, prepare_environments, remeasure_peak,
-                         run_one)
+from harness.executor import run_one
+from harness.prepare import RunError, check_data, describe, prepare_environments, remeasure_peak
+from harness.run import interruptible, new_manifest
 
 log = logging.getLogger("harness.ab")
 SIDES = ("base", "head")
@@ -145,7 +146,8 @@ def run_ab(base_ref: str, head_ref: str, options: RunOptions, out: Path, env_bas
         with interruptible():
             for side in sides.values():
                 side.run_dir = RunDir.create(folder / side.name)
-                manifest = new_manifest(side.run_dir, options, trials, side.env_base, command)
+                manifest = new_manifest(side.run_dir, options, trials, describe(options, trials, side.env_base),
+                                        command)
                 env = dataclasses.replace(manifest.environment, git=GitState(commit=side.commit, dirty=False))
                 side.run_dir.write_manifest(dataclasses.replace(manifest, environment=env), overwrite=False)
             log.info("A/B %s (%s) against %s (%s): %d trials each, interleaved -> %s", head_ref, commits["head"][:7],

@@ -15,7 +15,7 @@ from harness.threads import openmp_wait_policy, thread_env
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -26,7 +26,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _memory_bytes() -> int | None:
+def memory_bytes() -> int | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
@@ -62,9 +62,9 @@ def describe(threads: int) -> RunEnvironment:
         python=platform.python_version(),
         python_executable=sys.executable,
         os=platform.platform(),
-        cpu_model=_cpu_model(),
+        cpu_model=cpu_model(),
         cpu_cores=os.cpu_count(),
-        memory_bytes=_memory_bytes(),
+        memory_bytes=memory_bytes(),
         gpus=gpus(),
         numpy=numpy.__version__,
         frameworks={name: installed_version(name) for name, info in FRAMEWORKS.items() if not info.environment},

@@ -27,7 +27,7 @@ from harness import lifeline
 from harness.envs import ENV_DIR_VAR
 from harness.files import BadFile, describe_os_error, write_json
 from harness.measure import oom_kills
-from harness.record import TrialRecord, TrialSpec
+from harness.record import Placement, TrialRecord, TrialSpec
 from harness.rundir import RunDir
 from harness.schema import load_record
 from harness.threads import thread_env
@@ -136,10 +136,11 @@ def _interruption(exc: BaseException) -> str:
 
 def launch(trial: TrialSpec, run_dir: Path, run_id: str, python: str = sys.executable,
            on_progress: ProgressCallback | None = None, machine_gflops: float | None = None,
-           root: Path = PROJECT_ROOT) -> TrialRecord:
+           root: Path = PROJECT_ROOT, placement: Placement = Placement()) -> TrialRecord:
     """Run one trial in a fresh process and return its record (also stored in run_dir/records).
     `machine_gflops`: the machine's speed measured just before (harness.peak.machine_speed);
-    `root`: the project whose code the trial runs (another revision's worktree in an A/B run)."""
+    `root`: the project whose code the trial runs (another revision's worktree in an A/B run);
+    `placement`: the executor, node and attempt, stamped on the record."""
     run = RunDir(run_dir)
     spec_path, result_path = run.work_dir / f"{trial.trial_id}.trial.json", run.work_dir / f"{trial.trial_id}.result.json"
     progress_path = run.work_dir / f"{trial.trial_id}.progress.json"
@@ -153,14 +154,14 @@ def launch(trial: TrialSpec, run_dir: Path, run_id: str, python: str = sys.execu
     caches = Path(tempfile.mkdtemp(prefix=f"dlbench-caches-{trial.trial_id}-"))
     try:
         return _supervise(trial, run, run_id, cmd, caches, result_path, progress_path, log_path, on_progress,
-                          machine_gflops, root)
+                          machine_gflops, root, placement)
     finally:
         shutil.rmtree(caches, ignore_errors=True)
 
 
 def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], caches: Path, result_path: Path,
                progress_path: Path, log_path: Path, on_progress: ProgressCallback | None,
-               machine_gflops: float | None, root: Path) -> TrialRecord:
+               machine_gflops: float | None, root: Path, placement: Placement) -> TrialRecord:
     """Start the child, wait for it within the time limit, and store its record (see `launch`)."""
     python = cmd[0]
     timed_out, interruption, last_state = False, None, {}
@@ -173,7 +174,7 @@ def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], cache
         except OSError as exc:
             record = TrialRecord.not_run(trial, run_id, "error",
                                          f"cannot start the trial's interpreter {python}: {describe_os_error(exc)}")
-            return _store(run, record, machine_gflops)
+            return _store(run, record.place(placement), machine_gflops)
         oom_before = oom_kills(proc.pid)
         # A blocking waitpid on a helper thread: Popen.wait(timeout=...) would poll every few
         # milliseconds and preempt the child's compute threads on a 2-core machine.
@@ -204,7 +205,7 @@ def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], cache
         record.reason = (f"the run was interrupted ({_interruption(interruption)}) "
                          f"{time.monotonic() - started:.0f} s into this trial; what it measured until then is kept; "
                          f"`bench.py run --resume` measures it again")
-    _store(run, record, machine_gflops)
+    _store(run, record.place(placement), machine_gflops)
     if interruption is not None:
         raise interruption
     return record

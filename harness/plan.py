@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 
 from adapters import FRAMEWORKS, default_selection, label, parse_selection
-from harness.record import TrialSpec
+from harness.record import EXECUTORS, TrialSpec
 from harness.threads import usable_cores
 from workloads import IMAGE_DATASETS, WORKLOADS, dataset_for, get_workload
 from workloads.spec import PROFILES
@@ -28,6 +28,10 @@ class RunOptions:
     data_dir: str | None
     cache_dir: str | None
     timeout_s: float | None
+    executor: str = "local"  # local: this machine, one trial at a time; ray: a Ray cluster's nodes
+    ray_address: str | None = None  # "auto" or HOST:PORT of the cluster's head (ray executor)
+    trials_per_node: int = 1  # concurrent trials on one node, on disjoint cores (ray executor)
+    record_hostnames: bool = False  # hostnames in records instead of hashed aliases
 
 
 def threads_problem(threads: int) -> str | None:
@@ -49,11 +53,13 @@ def options_problem(options: RunOptions) -> str | None:
             except ValueError as exc:
                 return f"{name}: {exc}"
     for name, value, allowed in (("dataset", options.dataset, IMAGE_DATASETS), ("profile", options.profile, PROFILES),
-                                 ("device", options.device, DEVICES)):
+                                 ("device", options.device, DEVICES), ("executor", options.executor, EXECUTORS)):
         if value not in allowed:
             return f"{name}: {value!r} is not one of {', '.join(allowed)}"
-    if options.threads < 1 or options.repeats < 1:
-        return f"{'threads' if options.threads < 1 else 'repeats'}: use a whole number of 1 or more"
+    for name, value in (("threads", options.threads), ("repeats", options.repeats),
+                        ("trials_per_node", options.trials_per_node)):
+        if value < 1:
+            return f"{name}: use a whole number of 1 or more"
     if not 0 <= options.seed <= MAX_SEED:
         return f"seed: {options.seed} is out of range; use 0 to {MAX_SEED}"
     if options.timeout_s is not None and not (math.isfinite(options.timeout_s) and options.timeout_s > 0):

@@ -14,6 +14,9 @@ from typing import Any
 SCHEMA_VERSION = 1
 # interrupted: the run was stopped (Ctrl-C, SIGTERM, SIGHUP) during the trial; `--resume` reruns it.
 STATUSES = ("ok", "skipped", "error", "timeout", "interrupted")
+EXECUTORS = ("local", "ray")
+# The reason of an `error` record whose trial's node left the cluster: `--resume` reruns it.
+NODE_LOST = "node lost"
 
 
 def _finite(value: float) -> bool:
@@ -76,6 +79,31 @@ class Evaluation:
     test_accuracy: float
 
 
+@dataclass(frozen=True)
+class NodeIdentity:
+    """The machine a trial ran on (harness.node.identify). `fingerprint` is equal for machines of
+    the same kind (CPU model, cores, memory, GPUs), `host_id` for processes that share one kernel
+    (simulated nodes, containers on one host), which therefore share its cores."""
+
+    node_id: str  # Ray's node id; "local" for the local executor
+    alias: str  # "host-<hash of the hostname>", or the hostname when the run asked to record it
+    host_id: str
+    fingerprint: str
+    cpu_model: str
+    cpu_cores: int | None = None
+    memory_bytes: int | None = None
+    gpus: list[str] = field(default_factory=list)  # name, memory, driver version, as nvidia-smi lists them
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how often a trial ran, stamped on its record by the parent that placed it."""
+
+    executor: str = "local"
+    node: NodeIdentity | None = None
+    attempt: int = 1
+
+
 @dataclass
 class TrialRecord:
     """Everything one trial measured. Sizes are bytes, times seconds, throughput is derived by
@@ -126,6 +154,9 @@ class TrialRecord:
     started_at: str = ""
     finished_at: str = ""
     wall_seconds: float | None = None  # whole child, including imports and evaluation
+    executor: str = "local"  # how the run placed it: local (this machine, in order) or ray
+    node: NodeIdentity | None = None  # the machine it ran on
+    attempt: int = 1  # 2 and up: measured again after an interrupted or node-lost attempt (set aside, kept)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -137,6 +168,8 @@ class TrialRecord:
             return f"field schema_version is {self.schema_version}; this version of dlbench reads {SCHEMA_VERSION}"
         if self.status not in STATUSES:
             return f"field status is {self.status!r}; expected one of: {', '.join(STATUSES)}"
+        if self.executor not in EXECUTORS:
+            return f"field executor is {self.executor!r}; expected one of: {', '.join(EXECUTORS)}"
         checks: list[tuple[str, object, str]] = [
             ("threads", self.threads, "count"), ("repeat", self.repeat, "index"), ("batch_size", self.batch_size, "count"),
             ("steps_per_epoch", self.steps_per_epoch, "index"), ("epochs", self.epochs, "index"),
@@ -150,6 +183,7 @@ class TrialRecord:
             ("rss_after_build_bytes", self.rss_after_build_bytes, "index"),
             ("peak_rss_bytes", self.peak_rss_bytes, "index"), ("device_peak_bytes", self.device_peak_bytes, "index"),
             ("machine_gflops", self.machine_gflops, "rate"), ("wall_seconds", self.wall_seconds, "amount"),
+            ("attempt", self.attempt, "count"),
         ]
         for name, block in [("first_block", self.first_block)] + [(f"blocks[{i}]", b) for i, b in enumerate(self.blocks)] \
                 + [(f"warmup_blocks[{i}]", b) for i, b in enumerate(self.warmup_blocks)]:
@@ -165,6 +199,15 @@ class TrialRecord:
             if value is not None and not _VALID[kind][0](value):
                 return f"field {name} is {value!r}; expected {_VALID[kind][1]}"
         return None
+
+    @property
+    def to_measure_again(self) -> bool:
+        """Whether `--resume` reruns this trial: it was interrupted, or its node was lost."""
+        return self.status == "interrupted" or (self.status == "error" and self.reason.startswith(NODE_LOST))
+
+    def place(self, placement: Placement) -> "TrialRecord":
+        self.executor, self.node, self.attempt = placement.executor, placement.node, placement.attempt
+        return self
 
     @classmethod
     def not_run(cls, trial: TrialSpec, run_id: str, status: str, reason: str) -> "TrialRecord":

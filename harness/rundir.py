@@ -2,7 +2,7 @@
 
     <run>/manifest.json                  what was asked and where it ran (Manifest)
     <run>/records/<trial>.json           one TrialRecord per trial, never replaced
-    <run>/interrupted/<trial>.<n>.json   interrupted attempts, set aside when --resume reruns them
+    <run>/interrupted/<trial>.<n>.json   interrupted (or node-lost) attempts, set aside when --resume reruns them
     <run>/logs/<trial>.log               each trial's own output
     <run>/work/                          files of the trial in flight
     <run>/.lock                          held by the bench.py process working on the run
@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import os
+import re
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from typing import Iterator
 from harness import schema
 from harness.files import BadFile, write_json
 from harness.plan import RunOptions, options_problem, plan
-from harness.record import TrialRecord
+from harness.record import NodeIdentity, TrialRecord
 
 MANIFEST = "manifest.json"
 
@@ -59,6 +60,17 @@ class IsolatedEnvironment:
 
 
 @dataclass(frozen=True)
+class NodeEnvironment:
+    """A node of a Ray run, as its preparation found it: who it is, its own matmul peak (the
+    yardstick of the trials it ran), the project's commit there, and which isolated environments
+    it could not provide (name -> why)."""
+    identity: NodeIdentity
+    matmul_peak: MatmulPeak | None = None
+    commit: str | None = None
+    problems: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunEnvironment:
     """Where a run measured (harness.environment.describe), and its yardstick."""
     python: str = "?"
@@ -75,6 +87,7 @@ class RunEnvironment:
     thread_env: dict[str, str] = field(default_factory=dict)
     matmul_peak: MatmulPeak | None = None
     isolated_environments: dict[str, IsolatedEnvironment] = field(default_factory=dict)
+    nodes: dict[str, NodeEnvironment] = field(default_factory=dict)  # Ray runs: by node id
 
 
 @dataclass(frozen=True)
@@ -171,17 +184,23 @@ class RunDir:
 
     def to_do(self, trial_ids: list[str]) -> list[str]:
         """The trials still to run: those without a record, and those whose record says they were
-        interrupted (set aside into interrupted/, never deleted). Raises BadFile for a record that
+        interrupted or lost with their node (set aside into interrupted/, never deleted). Raises BadFile for a record that
         cannot be read: resuming must not guess whether that trial ran."""
         todo = []
         for trial_id in trial_ids:
             path = self.record_path(trial_id)
             if not path.exists():
                 todo.append(trial_id)
-            elif schema.load_record(path).status == "interrupted":
+            elif schema.load_record(path).to_measure_again:
                 self._set_aside(path)
                 todo.append(trial_id)
         return todo
+
+    def attempt(self, trial_id: str) -> int:
+        """The attempt a new record of this trial is: 1 + the attempts set aside before it."""
+        pattern = re.compile(re.escape(trial_id) + r"\.\d+\.json")
+        folder = self.path / "interrupted"
+        return 1 + (sum(1 for p in folder.iterdir() if pattern.fullmatch(p.name)) if folder.is_dir() else 0)
 
     def _set_aside(self, record: Path) -> Path:
         folder = self.path / "interrupted"

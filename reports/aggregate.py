@@ -101,13 +101,21 @@ def training_memory(record: TrialRecord) -> int | None:
     return max(0, record.peak_rss_bytes - record.rss_after_build_bytes)
 
 
+def machine_label(record: TrialRecord) -> str:
+    """A row's label when a report holds several kinds of machine: the variant and its machine's
+    fingerprint, so that figures from different hardware are never pooled."""
+    return f"{record.label} [{record.node.fingerprint[:6]}]" if record.node else f"{record.label} [?]"
+
+
 def summarize(records: Iterable[TrialRecord],
               peak_for: Callable[[TrialRecord], float | None] | None = None) -> pd.DataFrame:
     """`peak_for(record)`: the matmul rate measured on that record's machine at its thread count
     (reports.load.peak_lookup), for the fraction of peak; None where there is none to divide by."""
+    records = list(records)
     groups: dict[tuple[str, str, str], list[TrialRecord]] = {}
+    by_machine = len({r.node.fingerprint for r in records if r.node}) > 1
     for r in records:
-        groups.setdefault((r.workload, r.dataset, r.label), []).append(r)
+        groups.setdefault((r.workload, r.dataset, machine_label(r) if by_machine else r.label), []).append(r)
     rates = {id(r): block_throughputs(r) for group in groups.values() for r in group if r.status == "ok"}
     rates = {key: value for key, value in rates.items() if value.size}  # ok processes with timed blocks
     # The pooled spread is the run's ordinary process-to-process noise: a process that started on a

@@ -42,6 +42,7 @@ class BaselineTrial(TypedDict):
     samples: dict[str, list[Union[float, list[float]]]]  # throughput: one list per process
     machine_gflops: NotRequired[list[float]]
     reasons: NotRequired[list[str]]  # why trials were not ok (first lines)
+    fingerprints: NotRequired[list[str]]  # the kinds of machine its processes ran on (harness.node)
 
 
 class Baseline(TypedDict):
@@ -102,8 +103,10 @@ def trial_samples(records: list[TrialRecord]) -> dict[str, dict]:
         entry = trials.setdefault(trial_key(r), {
             "workload": r.workload, "dataset": r.dataset, "label": r.label, "statuses": [],
             "target_accuracy": r.target_accuracy, "version": framework_version(r),
-            "samples": {name: [] for name in METRICS}, "machine_gflops": [], "reasons": []})
+            "samples": {name: [] for name in METRICS}, "machine_gflops": [], "reasons": [], "fingerprints": []})
         entry["statuses"].append(r.status)
+        if r.node and r.node.fingerprint not in entry["fingerprints"]:
+            entry["fingerprints"].append(r.node.fingerprint)
         if r.status != "ok" and r.reason:
             entry["reasons"].append(r.reason.splitlines()[0][:300])
         if r.machine_gflops:

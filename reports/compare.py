@@ -169,6 +169,14 @@ def environment_differences(base: dict, cur: dict) -> list[str]:
             if a.get(k) != b.get(k) and k != "matmul_peak_gflops"]
 
 
+def machine_move(base: list[str], cur: list[str]) -> str | None:
+    """How a trial's machines differ between the sides ("machine kind a1b2c3 -> d4e5f6"), when
+    both sides know theirs (harness.node fingerprints) and they differ."""
+    if not base or not cur or set(base) == set(cur):
+        return None
+    return f"another kind of machine: {', '.join(sorted(base))} -> {', '.join(sorted(cur))}"
+
+
 def compare(baseline: dict, current: dict, metrics: tuple[str, ...] = DEFAULT_METRICS,
             thresholds_pct: dict[str, float] | None = None, paired: bool = False) -> Comparison:
     """Every common trial's metrics, tested as a family. `paired`: the two sides are an A/B run,
@@ -191,6 +199,9 @@ def compare(baseline: dict, current: dict, metrics: tuple[str, ...] = DEFAULT_ME
             result.noise[name] = pooled_noise([v for (_, _, m), v in samples.items() if m == name])
     for key in common:
         b, c = base_trials[key], cur_trials[key]
+        moved = machine_move(b.get("fingerprints") or [], c.get("fingerprints") or [])
+        if moved:
+            result.environment.append(f"{key} ran on {moved}")
         where = {"workload": b["workload"], "dataset": b["dataset"], "label": b["label"]}
         base_ok, cur_ok = "ok" in b["statuses"], all(s == "ok" for s in c["statuses"])
         if base_ok and not cur_ok:

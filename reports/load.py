@@ -45,10 +45,15 @@ def load_records(run_dir: str | Path, unreadable: list[BadFile] | None = None) -
 
 
 def peak_for(manifest: Manifest | None, record: TrialRecord) -> float | None:
-    """The matmul peak a record's efficiency is measured against: its run's, measured on the
-    record's thread count; None when the manifest has none for that count."""
-    peak = manifest.environment.matmul_peak if manifest else None
-    return peak.gflops if peak and peak.applies_to(record.threads, manifest.environment.cpu_cores) else None
+    """The matmul peak a record's efficiency is measured against: that of the machine it ran on
+    (its node's in a Ray run, else its run's), measured on the record's thread count; None when the
+    manifest has none for that count."""
+    if manifest is None:
+        return None
+    node = manifest.environment.nodes.get(record.node.node_id) if record.node else None
+    peak, cores = (node.matmul_peak, node.identity.cpu_cores) if node else \
+        (manifest.environment.matmul_peak, manifest.environment.cpu_cores)
+    return peak.gflops if peak and peak.applies_to(record.threads, cores) else None
 
 
 def run_frame(run_dir: str | Path) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 summary.json, from the same frame. Reads records and manifests, never the adapters."""
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -72,11 +73,58 @@ def machine_line(records: list[TrialRecord]) -> list[str]:
     return lines
 
 
+def node_lines(manifest: Manifest, records: list[TrialRecord]) -> list[str]:
+    """A Ray run's nodes, by kind of machine, with their own matmul peaks."""
+    nodes = manifest.environment.nodes
+    if not nodes:
+        return []
+    ran = {}
+    for r in records:
+        if r.node:
+            ran[r.node.node_id] = ran.get(r.node.node_id, 0) + 1
+    kinds: dict[str, list] = {}
+    for node in nodes.values():
+        kinds.setdefault(node.identity.fingerprint, []).append(node)
+    lines = [f"executor ray: {len(nodes)} node(s), {manifest.options.trials_per_node} trial(s) at a time per node; "
+             "efficiency is against the matmul peak of the node each trial ran on"]
+    for fingerprint, group in kinds.items():
+        first = group[0].identity
+        lines.append(f"machine [{fingerprint[:6]}]: {first.cpu_model}, {first.cpu_cores or '?'} cores, GPUs: "
+                     f"{', '.join(first.gpus) or 'none'}; nodes: " + ", ".join(
+                         f"{n.identity.alias} ({ran.get(n.identity.node_id, 0)} trials, peak "
+                         f"{n.matmul_peak.gflops if n.matmul_peak else float('nan'):,.0f} GFLOP/s)" for n in group))
+    return lines
+
+
+def overlap_line(records: list[TrialRecord]) -> list[str]:
+    """A warning when trials ran at the same time on one physical host (simulated Ray nodes, or
+    several trials per node): they shared its cores and memory bandwidth."""
+    spans: dict[str, list[tuple[datetime, datetime, TrialRecord]]] = {}
+    for r in records:
+        if r.node and r.started_at and r.finished_at and r.status == "ok":
+            spans.setdefault(r.node.host_id, []).append((datetime.fromisoformat(r.started_at),
+                                                         datetime.fromisoformat(r.finished_at), r))
+    overlapping: dict[str, TrialRecord] = {}
+    for group in spans.values():
+        for i, (start, end, a) in enumerate(group):
+            for start2, end2, b in group[i + 1:]:
+                if start < end2 and start2 < end:
+                    overlapping.update({a.trial_id: a, b.trial_id: b})
+    if not overlapping:
+        return []
+    return [f"warning: {len(overlapping)} trials ran at the same time as another on the same physical host "
+            "(simulated Ray nodes or several trials per node share its cores, caches and memory bandwidth): "
+            "their speed figures are lower than each would get alone and are not comparable with a run of one "
+            "trial at a time: " + ", ".join(f"{r.label} {r.workload} repeat {r.repeat}"
+                                            for r in sorted(overlapping.values(), key=lambda r: r.trial_id))]
+
+
 def _all_settings(manifests: list[Manifest | None], records: list[TrialRecord]) -> list[str]:
     labels = run_labels(manifests)
     if len(manifests) == 1:
-        return (settings_lines(manifests[0]) if manifests[0] else ["the run's manifest is missing or unreadable: "
-                                                                   "its settings are unknown"]) + machine_line(records)
+        return (settings_lines(manifests[0]) + node_lines(manifests[0], records) if manifests[0] else
+                ["the run's manifest is missing or unreadable: its settings are unknown"]) \
+            + machine_line(records) + overlap_line(records)
     return [f"[{label}] {line}" for label, m in zip(labels, manifests)
             for line in (settings_lines(m) if m else ["manifest missing or unreadable"])]
 

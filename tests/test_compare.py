@@ -280,3 +280,17 @@ def test_an_ab_run_compares_processes_pair_by_pair():
         found_unpaired += bool(compare(base, cur, metrics=("throughput",)).regressions)
         assert "paired by repeat" in render(paired, "text")
     assert found_paired == 5 and found_unpaired <= 1
+
+
+def test_a_trial_that_moved_to_another_kind_of_machine_is_warned_about(tmp_path):
+    from reports.compare import machine_move
+
+    base, cur = synthetic_run(tmp_path, "base"), synthetic_run(tmp_path, "cur")
+    a, b = load_side(base), load_side(cur)
+    assert not [e for e in compare(a, b).environment if "kind of machine" in e]  # local runs without nodes
+    key = next(iter(b["trials"]))
+    a["trials"][key]["fingerprints"], b["trials"][key]["fingerprints"] = ["aaaaaa"], ["bbbbbb"]
+    moved = [e for e in compare(a, b).environment if "kind of machine" in e]
+    assert moved == [f"{key} ran on another kind of machine: aaaaaa -> bbbbbb"]
+    assert "the environments differ" in render(compare(a, b), "text")
+    assert machine_move(["a"], ["a"]) is None and machine_move([], ["b"]) is None

@@ -208,3 +208,53 @@ def test_memory_column_is_what_training_added():
     frame = summarize(_records("a", [[10_000.0] * 6])).set_index("label")
     assert frame.loc["a", "training_memory_bytes"] == 120 * 2**20
     assert "120 MiB (420 MiB)" in workload_tables(frame.reset_index(), markdown=False)
+
+
+def _on(records: list, node_id: str, fingerprint: str, host: str, start: str, end: str) -> list:
+    from harness.record import NodeIdentity
+
+    for r in records:
+        r.executor, r.started_at, r.finished_at = "ray", start, end
+        r.node = NodeIdentity(node_id=node_id, alias=f"host-{node_id}", host_id=host, fingerprint=fingerprint,
+                              cpu_model="Test CPU", cpu_cores=2)
+    return records
+
+
+def test_machines_of_another_kind_get_rows_of_their_own_and_overlaps_on_one_host_a_warning():
+    from reports.summary import overlap_line
+
+    a = _on(_records("pytorch", [[1000.0] * 12]), "n1", "aaaaaaaa", "h1", "2026-11-28T10:00:00", "2026-11-28T10:00:10")
+    b = _on(_records("pytorch", [[2000.0] * 12]), "n2", "bbbbbbbb", "h2", "2026-11-28T10:00:00", "2026-11-28T10:00:10")
+    frame = summarize(a + b).set_index("label")
+    assert frame.loc["pytorch [aaaaaa]", "throughput"] == 1000 and frame.loc["pytorch [bbbbbb]", "throughput"] == 2000
+    same_kind = _on(_records("pytorch", [[1000.0] * 12]), "n2", "aaaaaaaa", "h2", "2026-11-28T10:00:00",
+                    "2026-11-28T10:00:10")
+    assert list(summarize(a + same_kind)["label"]) == ["pytorch"]  # one kind of machine: pooled as repeats
+    assert overlap_line(a + b) == []  # two hosts at once: no sharing
+    shared = _on(_records("jax", [[1000.0] * 12]), "n2", "aaaaaaaa", "h1", "2026-11-28T10:00:05",
+                 "2026-11-28T10:00:20")
+    (line,) = overlap_line(a + shared)
+    assert "2 trials ran at the same time as another on the same physical host" in line
+    after = _on(_records("jax", [[1000.0] * 12]), "n2", "aaaaaaaa", "h1", "2026-11-28T10:00:10",
+                "2026-11-28T10:00:20")
+    assert overlap_line(a + after) == []  # one after the other
+
+
+def test_efficiency_is_against_the_peak_of_the_node_a_trial_ran_on(tmp_path):
+    import dataclasses
+
+    from harness.record import NodeIdentity
+    from harness.rundir import MatmulPeak, NodeEnvironment, RunDir
+    from reports.load import peak_for
+    from tests.conftest import write_manifest
+
+    manifest = write_manifest(tmp_path / "run", peak_gflops=100.0)
+    fast = NodeIdentity(node_id="n1", alias="host-1", host_id="h1", fingerprint="f", cpu_model="X", cpu_cores=8)
+    env = dataclasses.replace(manifest.environment, nodes={"n1": NodeEnvironment(identity=fast,
+                                                                                 matmul_peak=MatmulPeak(400.0, threads=2))})
+    RunDir(tmp_path / "run").write_manifest(dataclasses.replace(manifest, environment=env))
+    manifest = load_manifest(tmp_path / "run")  # read back: the typed manifest holds its nodes
+    (on_node,), (local,) = _records("pytorch", [[1000.0] * 12]), _records("jax", [[1000.0] * 12])
+    on_node.node = fast
+    assert peak_for(manifest, on_node) == 400.0
+    assert peak_for(manifest, local) == 100.0

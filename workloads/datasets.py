@@ -204,3 +204,19 @@ def load(name: str, data_dir: str | Path | None = None, cache_dir: str | Path | 
         if len(arrays[f"{split}_images"]) != len(arrays[f"{split}_labels"]):
             raise DatasetError(f"{name}: {split} images and labels differ in count")
     return arrays
+
+
+def payloads(name: str, data_dir: str | Path | None = None, cache_dir: str | Path | None = None) -> dict[str, bytes]:
+    """Every part's verified payload, to ship to a machine that lacks the dataset (no download)."""
+    return {part: fetch_payload(name, part, data_dir, cache_dir, download=False) for part in _info(name).files}
+
+
+def store(name: str, parts: dict[str, bytes], cache_dir: str | Path | None = None) -> Path:
+    """Put shipped payloads into this machine's cache, each verified by SHA-256 before it is written."""
+    info = _info(name)
+    folder = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / info.name
+    for part, payload in parts.items():
+        filename, expected = info.files[part]
+        _verified_payload(payload, expected, f"the shipped {name} {part}")
+        write_bytes(folder / (filename[:-3] if filename.endswith(".gz") else filename), payload)
+    return folder

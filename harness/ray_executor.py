@@ -296,8 +296,11 @@ class RayExecutor(Executor):
                     if node.node_id in self.nodes:
                         node.free.append(slot)
                 self._forget_lost_nodes(inflight)
-        except BaseException:  # Ctrl-C, a signal: stop the trials in flight, keep what they measured
+        except BaseException as exc:  # Ctrl-C, a signal: stop the trials in flight, keep what they measured
             self._stop(run_dir, inflight)
+            cause = exc.__cause__
+            if isinstance(exc, SystemError) and isinstance(cause, BaseException) and not isinstance(cause, Exception):
+                raise cause from None  # the signal's exception, raised inside one of Ray's C calls
             raise
         return records
 

@@ -43,9 +43,10 @@ def settings_lines(manifest: Manifest) -> list[str]:
         "sustained: all timed samples over all timed seconds (below the median when some blocks stall)",
         "train mem: peak RSS minus RSS after the model was built (which holds the framework, the dataset "
         "and the model), the memory training itself took; the memory bars show it, the peak is in parentheses",
-        f"efficiency: analytic training FLOPs per sample x median throughput, against the machine's "
-        f"measured matmul rate of {peak.gflops if peak else float('nan'):,.0f} GFLOP/s "
-        f"({peak.method if peak else 'not measured'})",
+        "efficiency: analytic training FLOPs per sample x median throughput, against " + (
+            "the measured matmul rate of the node each trial ran on (below)" if env.nodes else
+            f"the machine's measured matmul rate of {peak.gflops if peak else float('nan'):,.0f} GFLOP/s "
+            f"({peak.method if peak else 'not measured'})"),
         f"Python {env.python}, NumPy {env.numpy}; {frameworks}",
         *[f"isolated environment {name}: " + ", ".join(f"{k} {v}" for k, v in state.versions.items())
           for name, state in env.isolated_environments.items()],
@@ -85,8 +86,7 @@ def node_lines(manifest: Manifest, records: list[TrialRecord]) -> list[str]:
     kinds: dict[str, list] = {}
     for node in nodes.values():
         kinds.setdefault(node.identity.fingerprint, []).append(node)
-    lines = [f"executor ray: {len(nodes)} node(s), {manifest.options.trials_per_node} trial(s) at a time per node; "
-             "efficiency is against the matmul peak of the node each trial ran on"]
+    lines = [f"executor ray: {len(nodes)} node(s), {manifest.options.trials_per_node} trial(s) at a time per node"]
     for fingerprint, group in kinds.items():
         first = group[0].identity
         lines.append(f"machine [{fingerprint[:6]}]: {first.cpu_model}, {first.cpu_cores or '?'} cores, GPUs: "

@@ -143,3 +143,19 @@ def test_parse_idx_rejects_bad_headers():
     with pytest.raises(DatasetError, match=r"header says \(3,\)"):
         datasets.parse_idx(b"\x00\x00\x08\x01\x00\x00\x00\x03\x01\x02")
     assert datasets.parse_idx(b"\x00\x00\x08\x02\x00\x00\x00\x01\x00\x00\x00\x02\x07\x09").tolist() == [[7, 9]]
+
+
+def test_a_dataset_shipped_to_a_node_is_verified_before_it_is_stored(data_dir, tmp_path, monkeypatch):
+    """What the Ray executor does for a node that lacks a dataset: the driver's verified payloads,
+    stored in the node's cache, where a load without any data folder then finds them."""
+    monkeypatch.delenv(datasets.ENV_DATA_DIR, raising=False)
+    parts = datasets.payloads("mnist", data_dir=data_dir, cache_dir=tmp_path / "driver")
+    node_cache = tmp_path / "node"
+    with pytest.raises(DatasetError):
+        datasets.load("mnist", cache_dir=node_cache, download=False)
+    broken = {**parts, "test_labels": parts["test_labels"][:-1] + b"\x07"}
+    with pytest.raises(ChecksumError, match="the shipped mnist test_labels is corrupted"):
+        datasets.store("mnist", broken, node_cache)
+    datasets.store("mnist", parts, node_cache)
+    arrays = datasets.load("mnist", cache_dir=node_cache, download=False)
+    assert arrays["train_images"].shape == (60000, 28, 28) and arrays["test_labels"].shape == (10000,)

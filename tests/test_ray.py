@@ -183,7 +183,7 @@ def test_a_ray_run_gives_the_records_of_a_local_run_with_node_identity_in_less_t
     assert {n["identity"]["node_id"] for n in manifest["environment"]["nodes"].values()} == {n.node_id for n in nodes}
     assert all(n["matmul_peak"]["gflops"] > 0 for n in manifest["environment"]["nodes"].values())
     summary = (run / "summary.md").read_text()
-    assert "executor ray: 2 node(s)" in summary
+    assert "executor ray: 2 node(s)" in summary and "the measured matmul rate of the node each trial ran on" in summary
     assert "ran at the same time as another on the same physical host" in summary
     assert "same physical host" not in (_run_dir(tmp_path / "local") / "summary.md").read_text()
 
@@ -232,3 +232,46 @@ def test_a_lost_node_gives_node_lost_records_and_resume_measures_them_again(clus
     for r in lost:
         assert records[r["trial_id"]]["attempt"] == 2
         assert json.loads((run / "interrupted" / f"{r['trial_id']}.0.json").read_text())["reason"].startswith("node lost")
+
+
+def test_ctrl_c_stops_the_trials_on_their_nodes_keeps_what_they_measured_and_resume_finishes(cluster, tmp_path,
+                                                                                             data_dir):
+    import signal
+
+    c, _ = cluster
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, FAKE_BENCH, "run", "-f", "slow", "-w", "xor", "--profile", "smoke",
+                             "--threads", "1", "--repeats", "4", "--executor", "ray", "--ray-address", c.address,
+                             "--out", str(out)], cwd=ROOT, env=_env(data_dir), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("*/manifest.json")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(4)  # both nodes are training their first trial
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "finish the run with: bench.py run --resume" in stderr
+    run = _run_dir(out)
+    records = _records(run)
+    stopped = [r for r in records.values() if r["status"] == "interrupted"]
+    assert len(stopped) == 2 and all(r["blocks"] for r in stopped)  # what they measured is kept
+    assert all(r["node"] for r in stopped)
+    assert not _ray_processes_of(run)  # no trial child left running on the nodes
+
+    again = bench(["run", "--resume", str(run)], data_dir)
+    assert again.returncode == 0, again.stderr[-3000:]
+    records = _records(run)
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records.values())
+    assert sorted(r["attempt"] for r in records.values()) == [1, 1, 2, 2]
+
+
+def _ray_processes_of(run: Path) -> list:
+    """Trial children (harness.trial) of this run still alive."""
+    import psutil
+
+    return [p for p in psutil.process_iter(["cmdline"])
+            if "harness.trial" in " ".join(p.info["cmdline"] or []) and run.name in " ".join(p.info["cmdline"] or [])]

@@ -162,7 +162,8 @@ def build_parser() -> Parser:
     run.add_argument("--executor", choices=EXECUTORS, default="local",
                      help="local: here, one trial at a time (default); ray: on the nodes of a Ray cluster")
     run.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
-                     help="the Ray cluster's head (default: auto, the cluster started on this machine)")
+                     help="the Ray cluster's head (default: auto, the cluster started on this machine); with "
+                          "--resume, where a Ray run's cluster is now")
     run.add_argument("--trials-per-node", type=_positive_int, default=1, metavar="N",
                      help="ray: trials at a time on one node, each on its own cores (default 1: a node to itself)")
     run.add_argument("--record-hostnames", action="store_true",
@@ -286,7 +287,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         outcome = carry_out(None if args.resume else _options(args), args.out.absolute(),
                             args.resume.absolute() if args.resume else None, envs.base_dir(args.env_dir),
-                            create_envs=not args.no_env_setup, command=command)
+                            create_envs=not args.no_env_setup, command=command,
+                            ray_address=args.ray_address if args.resume else None)
     except RunError as exc:
         raise fail(str(exc), exc.code) from None
     except Interrupted as exc:

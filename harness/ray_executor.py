@@ -180,12 +180,16 @@ class RayExecutor(Executor):
             except ray.exceptions.RayError as exc:
                 self.excluded[node_id] = f"its preparation failed: {_first_line(exc)}"
                 continue
-            for name in info["missing"]:
-                log.info("node %s lacks %s; shipping it from the driver", info["identity"].alias, name)
-                parts = datasets.payloads(name, options.data_dir, options.cache_dir)
-                ray.get(ray.remote(max_retries=0)(_store_dataset).options(
-                    scheduling_strategy=self._on(node_id), num_cpus=0).remote(name, parts, options.cache_dir,
-                                                                               options.data_dir))
+            try:
+                for name in info["missing"]:
+                    log.info("node %s lacks %s; shipping it from the driver", info["identity"].alias, name)
+                    parts = datasets.payloads(name, options.data_dir, options.cache_dir)
+                    ray.get(ray.remote(max_retries=0)(_store_dataset).options(
+                        scheduling_strategy=self._on(node_id), num_cpus=0).remote(name, parts, options.cache_dir,
+                                                                                   options.data_dir))
+            except ray.exceptions.RayError as exc:
+                self.excluded[node_id] = f"the datasets could not be stored there: {_first_line(exc)}"
+                continue
             env = NodeEnvironment(identity=info["identity"], commit=info["commit"], problems=info["problems"])
             needed = options.threads * options.trials_per_node
             if commit and info["commit"] != commit:
@@ -261,7 +265,7 @@ class RayExecutor(Executor):
                  len(self.nodes), "s" if len(self.nodes) > 1 else "", per_node, run_dir.path)
         task = ray.remote(max_retries=0)(_run_trial)
         pending, records = deque(trials), []
-        inflight: dict[ray.ObjectRef, tuple[TrialSpec, Node, int]] = {}
+        inflight: dict[ray.ObjectRef, tuple[TrialSpec, Node, int, list[int]]] = {}  # trial, node, slot, cores
         try:
             while pending or inflight:
                 while pending:
@@ -286,7 +290,9 @@ class RayExecutor(Executor):
                         trial.__dict__, run_dir.run_id, str(base), self._placement(run_dir, trial, node), cores)
                     inflight[ref] = (trial, node, slot, cores)
                     log.info("%s %s %s -> node %s", trial.label, trial.workload, trial.dataset, node.alias)
-                if not inflight:
+                if not inflight:  # nothing to wait for, yet a trial waits: a node is on its way out
+                    time.sleep(POLL_S)
+                    self._forget_lost_nodes(inflight)
                     continue
                 done, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
                 for ref in done:
@@ -333,6 +339,7 @@ class RayExecutor(Executor):
             return self._write(run_dir, record.place(self._placement(run_dir, trial, node)))
         record = schema.load(f"the record returned by node {node.alias}", TrialRecord, "a trial record",
                              TrialRecord.problem, raw=json.dumps(result["record"]).encode())
+        record.settings["trials_per_node"] = self.options.trials_per_node  # the others it may have run beside
         run_dir.log_path(trial.trial_id).parent.mkdir(parents=True, exist_ok=True)
         run_dir.log_path(trial.trial_id).write_text(result["log"])
         log.info("%s %s %s on node %s: %s", trial.label, trial.workload, trial.dataset, node.alias, record.status)

@@ -11,6 +11,7 @@ it (`Interrupted`, caught by the CLI).
 """
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import signal
 import threading
@@ -86,12 +87,14 @@ def new_manifest(run_dir: RunDir, options: RunOptions, trials: list[TrialSpec], 
 
 
 def carry_out(options: RunOptions | None, out: Path | None, resume: Path | None, base: Path, create_envs: bool,
-              command: str) -> Outcome:
+              command: str, ray_address: str | None = None) -> Outcome:
     """A new run of `options` under `out`, or the rest of the run at `resume`. Raises RunError for
     a request that cannot be carried out, Interrupted (with `run_dir` set) when stopped."""
     run_dir = RunDir(resume) if resume else None
     if run_dir is not None:
         options = _open(run_dir).options
+        if ray_address and options.executor == "ray":  # the cluster may have moved since
+            options = dataclasses.replace(options, ray_address=ray_address)
     else:
         try:
             check_writable(out)

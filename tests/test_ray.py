@@ -262,7 +262,7 @@ def test_ctrl_c_stops_the_trials_on_their_nodes_keeps_what_they_measured_and_res
     assert all(r["node"] for r in stopped)
     assert not _ray_processes_of(run)  # no trial child left running on the nodes
 
-    again = bench(["run", "--resume", str(run)], data_dir)
+    again = bench(["run", "--resume", str(run), "--ray-address", c.address], data_dir)  # where the cluster is now
     assert again.returncode == 0, again.stderr[-3000:]
     records = _records(run)
     assert len(records) == 4 and all(r["status"] == "ok" for r in records.values())

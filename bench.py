@@ -25,15 +25,14 @@ from harness.prepare import RunError
 from harness.record import EXECUTORS
 from harness.run import carry_out, interruptible, resume_command
 from harness.threads import default_threads
+from reports.names import FORMATS, METRICS, PLOT_FORMATS
 from workloads import IMAGE_DATASETS, WORKLOADS, datasets, get_workload
 from workloads.spec import PROFILES
 
 log = logging.getLogger("bench")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "runs"
 DEFAULT_AB_OUT = Path(__file__).resolve().parent / "results" / "ab"
-FORMATS_ALL = ("md", "html", "csv", "json")  # reports.summary.FORMATS, without importing pandas here
 DEFAULT_BASELINES = Path(__file__).resolve().parent / "results" / "baselines"
-METRIC_NAMES = ("throughput", "test_accuracy", "time_to_target_s", "first_block_s", "peak_rss_bytes")  # reports.baseline
 
 
 def fail(message: str, code: int = 2) -> SystemExit:
@@ -94,8 +93,8 @@ _percent = _number(float, "a number", lambda v: None if v >= 0 else f"{v:g} is n
 
 def _metric(text: str) -> tuple[str, float | None]:
     name, _, pct = text.partition("=")
-    if name not in METRIC_NAMES:
-        raise argparse.ArgumentTypeError(f"unknown metric {name!r}; choose from: {', '.join(METRIC_NAMES)}")
+    if name not in METRICS:
+        raise argparse.ArgumentTypeError(f"unknown metric {name!r}; choose from: {', '.join(METRICS)}")
     return name, _percent(pct) if pct else None
 
 
@@ -109,7 +108,6 @@ def _baseline_name(text: str) -> str:
 
 
 def _plot_file(text: str) -> Path:
-    from reports.history import PLOT_FORMATS
 
     path = Path(text)
     if path.suffix[1:].lower() not in PLOT_FORMATS:
@@ -181,7 +179,7 @@ def build_parser() -> Parser:
     report = sub.add_parser("report", help="tables and report files (md, html, csv, json) of one or more runs")
     report.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
                         help="several runs are pooled as repeats, or compared with --side-by-side")
-    report.add_argument("--format", type=_formats, default=FORMATS_ALL, metavar="md,html,csv,json",
+    report.add_argument("--format", type=_formats, default=FORMATS, metavar="md,html,csv,json",
                         help="which files to write (default: all)")
     report.add_argument("--out", type=Path, default=None,
                         help="folder for the files (default: the run directory; for several runs "
@@ -214,7 +212,7 @@ def build_parser() -> Parser:
 
     history = sub.add_parser("history", help="each metric over the runs under a results folder, with change points")
     history.add_argument("results_dir", type=Path, nargs="?", default=DEFAULT_OUT.parent)
-    history.add_argument("--metric", choices=METRIC_NAMES, default="throughput")
+    history.add_argument("--metric", choices=tuple(METRICS), default="throughput")
     history.add_argument("--format", choices=("md", "text"), default="text")
     history.add_argument("--plot", type=_plot_file, default=None, metavar="FILE", help="also draw it (.svg, .png or .pdf)")
     history.add_argument("--force", action="store_true", help="replace the --plot file if it exists")
@@ -298,7 +296,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not outcome.records:
         print(f"Nothing to do: every trial of {run_dir.path} has a record.")
     print(f"\nRecords: {run_dir.records_dir}")
-    records = _report([run_dir.path], run_dir.path, FORMATS_ALL, side_by_side=False, overwrite=True)
+    records = _report([run_dir.path], run_dir.path, FORMATS, side_by_side=False, overwrite=True)
     return 1 if any(r.status in ("error", "timeout", "interrupted") for r in records) else 0
 
 
@@ -315,7 +313,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
         raise fail(str(exc), exc.code) from None
     for side in (outcome.base, outcome.head):
         print(f"\n{side.name}: {side.ref} ({side.commit[:10]}), run directory {side.run_dir.path}")
-        _report([side.run_dir.path], side.run_dir.path, FORMATS_ALL, side_by_side=False, overwrite=True)
+        _report([side.run_dir.path], side.run_dir.path, FORMATS, side_by_side=False, overwrite=True)
     result = compare(load_side(outcome.base.run_dir.path), load_side(outcome.head.run_dir.path), paired=True)
     text = render(result, "md")
     failed = [r for r in outcome.records["head"] if r.status in ("error", "timeout")]
@@ -379,10 +377,10 @@ def _report(run_dirs: list[Path], out_dir: Path, formats: tuple[str, ...], side_
 
 def _formats(text: str) -> tuple[str, ...]:
     chosen = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
-    unknown = [f for f in chosen if f not in FORMATS_ALL]
+    unknown = [f for f in chosen if f not in FORMATS]
     if unknown or not chosen:
         raise argparse.ArgumentTypeError(f"unknown format {', '.join(map(repr, unknown)) or repr(text)}; "
-                                         f"choose one or more of: {', '.join(FORMATS_ALL)} (comma-separated)")
+                                         f"choose one or more of: {', '.join(FORMATS)} (comma-separated)")
     return chosen
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Union
@@ -20,6 +19,7 @@ from harness import schema
 from harness.files import BadFile, write_json
 from harness.record import STATUSES, TrialRecord
 from harness.rundir import Manifest
+from reports.names import METRICS  # noqa: F401 - re-exported for compare, history, gab
 from reports.aggregate import block_throughputs, framework_version
 from reports.load import load_manifest, load_records
 
@@ -57,24 +57,6 @@ class Baseline(TypedDict):
     trials: dict[str, BaselineTrial]
 
 
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    unit: str
-    higher_is_better: bool
-    description: str
-
-
-# The metrics a comparison knows. Throughput has a sample per timed block (many per process, kept
-# per process in the order they ran: a list of lists); the others one per process, so their spread
-# comes from --repeats.
-METRICS = {m.name: m for m in (
-    Metric("throughput", "samples/s", True, "median of the timed blocks' samples/s"),
-    Metric("test_accuracy", "", True, "final test accuracy"),
-    Metric("time_to_target_s", "s", False, "timed training seconds until the target accuracy"),
-    Metric("first_block_s", "s", False, "the first step (tracing, compilation, allocation)"),
-    Metric("peak_rss_bytes", "bytes", False, "peak RSS of the trial process"),
-)}
 
 
 def per_process(samples: list) -> list[list[float]]:

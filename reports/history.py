@@ -11,13 +11,13 @@ from tabulate import tabulate
 
 from harness.files import BadFile, write_atomic
 from harness.rundir import MANIFEST, RunDir
-from reports.baseline import METRICS, load_side, pooled
+from reports.baseline import load_side, pooled
+from reports.names import METRICS
 
 MIN_RUNS_FOR_CHANGE_POINTS = 4
 MIN_NOISE = 0.01  # run-to-run noise is taken as at least 1%, so tiny steps in quiet series are no change
 
 
-PLOT_FORMATS = ("svg", "png", "pdf")
 
 
 def collect(results_dir: Path) -> tuple[list[dict], list[BadFile]]:

@@ -14,10 +14,9 @@ from harness.rundir import Manifest
 from reports import export, html
 from reports.aggregate import BUSY_FRACTION, busy_machine
 from reports.load import load_runs, run_labels
+from reports.names import FILENAMES, FORMATS
 from reports.tables import md_text, problems, workload_tables
 
-FORMATS = ("md", "html", "csv", "json")
-FILENAMES = {"md": "summary.md", "html": "report.html", "csv": "summary.csv", "json": "summary.json"}
 
 
 def settings_lines(manifest: Manifest) -> list[str]:

@@ -95,16 +95,16 @@ def carry_out(options: RunOptions | None, out: Path | None, resume: Path | None,
         options = _open(run_dir).options
         if ray_address and options.executor == "ray":  # the cluster may have moved since
             options = dataclasses.replace(options, ray_address=ray_address)
-    else:
-        try:
-            check_writable(out)
-        except OSError as exc:
-            raise RunError(f"cannot write to output directory {out}: {describe_os_error(exc)}") from None
     trials = plan(options)
-    executor = executor_for(options)
+    executor = executor_for(options)  # a Ray cluster that cannot be reached is named before anything is made
     with interruptible():
         try:
-            if run_dir is not None:
+            if run_dir is None:
+                try:
+                    check_writable(out)
+                except OSError as exc:
+                    raise RunError(f"cannot write to output directory {out}: {describe_os_error(exc)}") from None
+            else:
                 with run_dir.lock():
                     try:
                         todo_ids = set(run_dir.to_do([t.trial_id for t in trials]))

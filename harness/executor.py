@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 from harness import envs, prepare
@@ -18,27 +19,27 @@ from harness.rundir import RunDir, RunEnvironment
 log = logging.getLogger("harness.executor")
 
 
-class Executor:
+class Executor(ABC):
     """What a run asks of whatever places its trials. `problems` (from `prepare`) name, per
     isolated environment, why its trials cannot run; such trials become `skipped` records."""
 
     name = ""
 
+    @abstractmethod
     def prepare(self, options: RunOptions, trials: list[TrialSpec], base: Path, create_envs: bool) -> dict[str, str]:
         """Ready the machines (datasets, isolated environments) before any run directory is made."""
-        raise NotImplementedError
 
+    @abstractmethod
     def describe(self, options: RunOptions, trials: list[TrialSpec], base: Path) -> RunEnvironment:
         """Where the run measures, for its manifest."""
-        raise NotImplementedError
 
+    @abstractmethod
     def execute(self, run_dir: RunDir, trials: list[TrialSpec], problems: dict[str, str], base: Path) -> list[TrialRecord]:
         """Run the trials; every one ends with a record in `run_dir`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def finish(self, run_dir: RunDir) -> None:
         """After the trials: measure the machines' peaks again (the better one stays)."""
-        raise NotImplementedError
 
     def close(self) -> None:
         """Let go of whatever `prepare` took hold of."""

@@ -88,16 +88,17 @@ def describe(options: RunOptions, trials: list[TrialSpec], base: Path) -> RunEnv
                                isolated_environments=isolated_environments(trials, base))
 
 
-def better_peak(start: MatmulPeak | None, threads: int, cores: int | None) -> MatmulPeak:
-    """The matmul peak measured again now, or `start` if that was higher (a busy moment at the
-    start would otherwise inflate every fraction of peak)."""
+def better_peak(start: MatmulPeak | None, again: dict, threads: int, cores: int | None) -> MatmulPeak:
+    """`again` (a matmul_peak measured after the trials) or `start` if that was higher (a busy
+    moment at the start would otherwise inflate every fraction of peak); both are kept."""
     earlier = [dataclasses.asdict(start)] if start and start.applies_to(threads, cores) else []
-    return MatmulPeak(**best_of(*earlier, matmul_peak(threads)))
+    return MatmulPeak(**best_of(*earlier, again))
 
 
 def remeasure_peak(run_dir: RunDir) -> None:
     """Measure the matmul peak again after the trials and keep the better of the two in the manifest."""
     manifest = run_dir.read_manifest()
     env = manifest.environment
-    peak = better_peak(env.matmul_peak, manifest.options.threads, env.cpu_cores)
+    threads = manifest.options.threads
+    peak = better_peak(env.matmul_peak, matmul_peak(threads), threads, env.cpu_cores)
     run_dir.write_manifest(dataclasses.replace(manifest, environment=dataclasses.replace(env, matmul_peak=peak)))

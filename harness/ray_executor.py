@@ -212,24 +212,24 @@ class RayExecutor(Executor):
             self.free_cores.setdefault(node.env.identity.host_id, list(node.cores))
         for node_id, peak in self._peaks(options.threads).items():
             node = self.nodes[node_id]
-            node.env = dataclasses.replace(node.env, matmul_peak=peak)
+            node.env = dataclasses.replace(node.env, matmul_peak=MatmulPeak(**peak))
         return {}  # environment problems are per node: see `_why_not`
 
-    def _peaks(self, threads: int) -> dict[str, MatmulPeak]:
+    def _peaks(self, threads: int) -> dict[str, dict]:
         """Every node's matmul peak; nodes that share a host one after another (at once, they
         would share its cores and each measure less), hosts in parallel."""
         hosts: dict[str, list[Node]] = {}
         for node in self.nodes.values():
             hosts.setdefault(node.env.identity.host_id, []).append(node)
         task = ray.remote(max_retries=0)(_node_peak)
-        peaks: dict[str, MatmulPeak] = {}
+        peaks: dict[str, dict] = {}
         while any(hosts.values()):
             batch = [group.pop(0) for group in hosts.values() if group]
             refs = {node.node_id: task.options(scheduling_strategy=self._on(node.node_id), num_cpus=0).remote(
                 threads, node.cores) for node in batch}
             for node_id, ref in refs.items():
                 try:
-                    peaks[node_id] = MatmulPeak(**ray.get(ref))
+                    peaks[node_id] = ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     log.warning("node %s: no matmul peak (%s)", self.nodes[node_id].alias, _first_line(exc))
         return peaks
@@ -337,8 +337,7 @@ class RayExecutor(Executor):
                                          f"{NODE_LOST}: node {node.alias} left the cluster during the trial "
                                          f"({type(exc).__name__}); `bench.py run --resume` measures it again")
             return self._write(run_dir, record.place(self._placement(run_dir, trial, node)))
-        record = schema.load(f"the record returned by node {node.alias}", TrialRecord, "a trial record",
-                             TrialRecord.problem, raw=json.dumps(result["record"]).encode())
+        record = _returned_record(result, node)
         record.settings["trials_per_node"] = self.options.trials_per_node  # the others it may have run beside
         run_dir.log_path(trial.trial_id).parent.mkdir(parents=True, exist_ok=True)
         run_dir.log_path(trial.trial_id).write_text(result["log"])
@@ -371,8 +370,7 @@ class RayExecutor(Executor):
         for ref, (trial, node, _, _) in inflight.items():
             try:
                 result = ray.get(ref, timeout=max(0.1, deadline - time.monotonic()))
-                record = schema.load(f"the record returned by node {node.alias}", TrialRecord, "a trial record",
-                                     TrialRecord.problem, raw=json.dumps(result["record"]).encode())
+                record = _returned_record(result, node)
             except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError, Exception):  # noqa: BLE001
                 record = TrialRecord.not_run(trial, run_dir.run_id, "interrupted", "")
                 record.place(self._placement(run_dir, trial, node))
@@ -394,13 +392,17 @@ class RayExecutor(Executor):
         for node_id, again in self._peaks(manifest.options.threads).items():
             if node_id not in nodes:
                 continue
-            start = nodes[node_id].matmul_peak
-            best = again if start is None or again.gflops > start.gflops else start
-            nodes[node_id] = dataclasses.replace(nodes[node_id], matmul_peak=MatmulPeak(
-                **{**dataclasses.asdict(best), "measurements_gflops": [
-                    round(p.gflops, 1) for p in (start, again) if p is not None]}))
+            node = nodes[node_id]
+            best = prepare.better_peak(node.matmul_peak, again, manifest.options.threads, node.identity.cpu_cores)
+            nodes[node_id] = dataclasses.replace(node, matmul_peak=best)
         env = dataclasses.replace(manifest.environment, nodes=nodes)
         run_dir.write_manifest(dataclasses.replace(manifest, environment=env))
+
+
+def _returned_record(result: dict, node: Node) -> TrialRecord:
+    """A node's trial record, validated as one read from disk is."""
+    return schema.load(f"the record returned by node {node.alias}", TrialRecord, "a trial record",
+                       TrialRecord.problem, raw=json.dumps(result["record"]).encode())
 
 
 def _reachable(address: str) -> str:

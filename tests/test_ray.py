@@ -201,9 +201,9 @@ def test_no_connection_of_the_cluster_leaves_the_loopback(cluster):
         assert _off_loopback({os.getpid()})
 
 
-def test_a_lost_node_gives_node_lost_records_and_resume_measures_them_again(cluster, tmp_path, data_dir):
-    c, nodes = cluster
-    out = tmp_path / "run"
+def _slow_run_hit_midway(c, out: Path, data_dir: Path, settle_s: float, hit) -> tuple[subprocess.Popen, str]:
+    """bench.py running two slow stand-in trials on the cluster; `settle_s` after its manifest is
+    written (both nodes in their trial), `hit(proc)`; returns the process, ended, and its stderr."""
     proc = subprocess.Popen([sys.executable, FAKE_BENCH, "run", "-f", "slow", "-w", "xor", "--profile", "smoke",
                              "--threads", "1", "--repeats", "2", "--executor", "ray", "--ray-address", c.address,
                              "--out", str(out)], cwd=ROOT, env=_env(data_dir), stdout=subprocess.PIPE,
@@ -212,11 +212,20 @@ def test_a_lost_node_gives_node_lost_records_and_resume_measures_them_again(clus
         deadline = time.monotonic() + 120
         while not list(out.glob("*/manifest.json")) and time.monotonic() < deadline:
             time.sleep(0.2)
-        time.sleep(3)  # both nodes are in their first trial
-        c.remove_node(nodes[1])
+        time.sleep(settle_s)
+        hit(proc)
         _, stderr = proc.communicate(timeout=300)
     finally:
         proc.kill()
+    return proc, stderr
+
+
+def test_a_lost_node_gives_node_lost_records_and_resume_measures_them_again(cluster, tmp_path, data_dir):
+    c, nodes = cluster
+    out = tmp_path / "run"
+    try:
+        proc, stderr = _slow_run_hit_midway(c, out, data_dir, 3, lambda proc: c.remove_node(nodes[1]))
+    finally:
         nodes[1] = c.add_node(node_ip_address="127.0.0.1", **NODE_ARGS)  # for whatever runs after
         c.wait_for_nodes()
     assert proc.returncode == 1, stderr[-3000:]
@@ -242,19 +251,7 @@ def test_ctrl_c_stops_the_trials_on_their_nodes_keeps_what_they_measured_and_res
 
     c, _ = cluster
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, FAKE_BENCH, "run", "-f", "slow", "-w", "xor", "--profile", "smoke",
-                             "--threads", "1", "--repeats", "2", "--executor", "ray", "--ray-address", c.address,
-                             "--out", str(out)], cwd=ROOT, env=_env(data_dir), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not list(out.glob("*/manifest.json")) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(4)  # both nodes are training their first trial
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    proc, stderr = _slow_run_hit_midway(c, out, data_dir, 4, lambda proc: proc.send_signal(signal.SIGINT))
     assert proc.returncode == 130, stderr[-3000:]
     assert "finish the run with: bench.py run --resume" in stderr
     run = _run_dir(out)

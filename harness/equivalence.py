@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from adapters import FRAMEWORKS, label
+from harness import scratch
 from harness.launch import PROJECT_ROOT, child_env
 from harness.probe import cut_points
 from workloads import get_workload, reference
@@ -64,7 +64,7 @@ def run_probe(framework: str, variant: str, workloads: list[str], python: str, t
     """Probe one variant on `workloads` in a child run by `python` (`adapter` overrides the
     registry's "module:Class", for tests)."""
     result = Probe(framework, variant)
-    with tempfile.TemporaryDirectory(prefix="dlbench-probe-") as tmp:
+    with scratch.folder("probe", framework) as tmp:
         request = Path(tmp) / "request.json"
         request.write_text(json.dumps({"framework": framework, "variant": variant, "workloads": workloads,
                                        "adapter": adapter or FRAMEWORKS[framework].adapter, "threads": threads,

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -23,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from adapters import FRAMEWORKS
-from harness import lifeline
+from harness import lifeline, scratch
 from harness.envs import ENV_DIR_VAR
 from harness.files import BadFile, describe_os_error, write_json
 from harness.measure import oom_kills
@@ -151,12 +149,9 @@ def launch(trial: TrialSpec, run_dir: Path, run_id: str, python: str = sys.execu
         stale.unlink(missing_ok=True)
 
     cmd = [python, "-m", "harness.trial", str(spec_path), str(result_path), str(progress_path), run_id]
-    caches = Path(tempfile.mkdtemp(prefix=f"dlbench-caches-{trial.trial_id}-"))
-    try:
+    with scratch.folder("caches", trial.trial_id) as caches:
         return _supervise(trial, run, run_id, cmd, caches, result_path, progress_path, log_path, on_progress,
                           machine_gflops, root, placement)
-    finally:
-        shutil.rmtree(caches, ignore_errors=True)
 
 
 def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], caches: Path, result_path: Path,

@@ -24,7 +24,6 @@ import logging
 import os
 import shutil
 import socket
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ import ray  # noqa: E402
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
 
 from adapters import environment_of  # noqa: E402
-from harness import environment, envs, prepare, schema  # noqa: E402
+from harness import environment, envs, prepare, schema, scratch  # noqa: E402
 from harness.environment import PROJECT_ROOT, git_commit  # noqa: E402
 from harness.executor import Executor, run_one  # noqa: E402
 from harness.launch import TERM_GRACE_S  # noqa: E402
@@ -94,11 +93,11 @@ def _run_trial(trial_data: dict, run_id: str, env_base: str, placement: Placemen
     """One trial on this node: the ordinary child process in a scratch run directory, on `cores`
     (the driver's choice: no other trial of the run holds them); returns its record and log."""
     trial = TrialSpec.from_dict(trial_data)
-    scratch = Path(tempfile.mkdtemp(prefix="dlbench-ray-"))
+    folder = scratch.make("ray", trial.trial_id)
     before = os.sched_getaffinity(0)
     try:
         os.sched_setaffinity(0, cores)  # the speed probe and the child (which pins within them) use these
-        run = RunDir(scratch / run_id)
+        run = RunDir(folder / run_id)
         run.path.mkdir(parents=True)
         python = envs.interpreter(trial.framework, trial.variant, Path(env_base))
         try:
@@ -109,7 +108,7 @@ def _run_trial(trial_data: dict, run_id: str, env_base: str, placement: Placemen
         return {"record": record.to_dict(), "log": log_path.read_text(errors="replace") if log_path.exists() else ""}
     finally:
         os.sched_setaffinity(0, before)
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---- on the driver -------------------------------------------------------------------------------

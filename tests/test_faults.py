@@ -147,33 +147,39 @@ def test_a_stopped_run_records_the_trial_as_interrupted_and_resumes(tmp_path, si
     assert kept.status == "interrupted" and kept.blocks  # set aside, not deleted
 
 
-def killed_mid_trial(out: Path) -> Path:
+def killed_mid_trial(out: Path, env: dict | None = None) -> tuple[Path, int]:
     """A run of the slow stand-in whose bench.py is killed (SIGKILL) while its trial measures. The
-    trial had seconds of training left; tied to its parent, it must end at once."""
-    proc = start("run", "-f", "slow", *SMOKE, "--out", str(out))
+    trial had seconds of training left; tied to its parent, it must end at once. Returns the run
+    folder and the killed parent's pid."""
+    proc = start("run", "-f", "slow", *SMOKE, "--out", str(out), env=env)
     wait_for(lambda: trial_measuring(out), what="the slow trial to measure")
     proc.kill()
     proc.wait()
     wait_for(lambda: not processes_under(out), timeout=1, what="the orphaned trial to end")
     (run_dir,) = out.iterdir()
-    return run_dir
+    return run_dir, proc.pid
 
 
-def test_a_killed_parent_takes_its_trial_with_it(tmp_path):
-    out = tmp_path / "runs"
-    run_dir = killed_mid_trial(out)
+def test_a_killed_parent_takes_its_trial_with_it_and_the_next_run_clears_its_scratch(tmp_path):
+    out, scratch = tmp_path / "runs", tmp_path / "tmp"
+    scratch.mkdir()
+    run_dir, pid = killed_mid_trial(out, env={"TMPDIR": str(scratch)})
     assert not (run_dir / "records").exists() or not any((run_dir / "records").iterdir())
+    left = list(scratch.glob(f"dlbench-caches-{pid}-*"))
+    assert left  # the dead parent could not remove its trial's cache folder
     # Nothing of the dead run writes into the folder any more: a resume measures the trial alone.
     time.sleep(1)
-    resumed = start("run", "--resume", str(run_dir))
+    resumed = start("run", "--resume", str(run_dir), env={"TMPDIR": str(scratch)})
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     assert load_record(run_dir / "records" / "xor.xor.slow.default.r0.json").status == "ok"
+    assert not any(path.exists() for path in left)  # the next run removed the dead one's scratch
+    assert not list(scratch.iterdir())  # and its own
 
 
 def test_two_resumes_of_one_run_at_once_refuse_the_second(fakes, tmp_path):
     out = tmp_path / "runs"
-    run_dir = killed_mid_trial(out)
+    run_dir, _ = killed_mid_trial(out)
     resume_a = start("run", "--resume", str(run_dir))
     wait_for(lambda: trial_measuring(out), what="resume A's trial")
     code, _, err = cli("run", "--resume", str(run_dir))
@@ -468,3 +474,19 @@ def test_markdown_escapes_what_records_say(tmp_path):
     assert "<script>" not in summary and "<img" not in summary
     assert "&lt;script&gt;alert(1)&lt;/script&gt;\\|x" in summary
     assert "````\n" in summary and "  three" in summary  # the last lines, fenced so that ``` cannot close them
+
+
+def test_scratch_of_a_live_owner_or_another_program_is_never_swept(tmp_path):
+    from harness import scratch
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    orphan = tmp_path / f"dlbench-ray-{dead_pid}-xor.r0-abcd"
+    live = tmp_path / f"dlbench-caches-{os.getppid()}-xor.r0-efgh"  # pytest's parent: alive
+    foreign = tmp_path / f"dlbench-notes-{dead_pid}"  # not a scratch name: no '-' after the pid
+    for path in (orphan, live, foreign):
+        path.mkdir()
+        (path / "file").write_text("x")
+    made = scratch.make("caches", "t", root=tmp_path)
+    assert not orphan.exists() and live.exists() and foreign.exists() and made.exists()
+    assert made.name.startswith(f"dlbench-caches-{os.getpid()}-t-")

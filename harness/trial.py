@@ -43,7 +43,11 @@ STOP_AT_TARGET_AFTER_BLOCKS = {"quick": 30}
 # training ends once STEADY_BLOCKS steady-state blocks are timed, with a final evaluation.
 WARMUP_SECONDS = {"ci": 1.0}
 STEADY_BLOCKS = {"ci": 12}
-EVAL_BATCH = 1000
+# Test-set evaluations (untimed) run in batches of 128, the workloads' training batch: on the CNN
+# one evaluation of 10,000 images took, against batches of 1000, 1.6 s instead of 2.9 (PyTorch),
+# 4.5 instead of 6.1 (Keras on torch), 3.8 instead of 4.8 (Theano), 2.8 instead of 3.1 (MXNet), and
+# 0.1 s more on TensorFlow and JAX (1.3-1.4 s): 12 s less per default run.
+EVAL_BATCH = 128
 PROGRESS_INTERVAL_S = 1.0
 
 

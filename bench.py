@@ -19,10 +19,10 @@ from adapters import ENVIRONMENTS, FRAMEWORKS, all_labels, environment_of, insta
 from harness import envs
 from harness.files import BadFile, WouldOverwrite, describe_os_error, write_text
 from harness.launch import Interrupted
-from harness.plan import RunOptions, threads_problem
+from harness.plan import INFER_BATCH_SIZES, MAX_SWEEP_SIZE, RunOptions, options_problem, threads_problem
 from harness.rundir import RunDir
 from harness.prepare import RunError
-from harness.record import EXECUTORS
+from harness.record import EXECUTORS, SCENARIOS
 from harness.run import carry_out, interruptible, resume_command
 from harness.threads import default_threads
 from reports.names import FORMATS, METRICS, PLOT_FORMATS
@@ -98,6 +98,29 @@ def _metric(text: str) -> tuple[str, float | None]:
     return name, _percent(pct) if pct else None
 
 
+def _scenarios(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",")))
+    bad = [n for n in names if n not in SCENARIOS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown scenario {(bad or [''])[0]!r}; choose from: {', '.join(SCENARIOS)} "
+                                         "(several as train,infer)")
+    return names
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    """'32,128,512' -> (32, 128, 512)."""
+    values = []
+    for part in text.split(","):
+        try:
+            value = int(part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part.strip()!r} is not a whole number; give sizes as 32,128,512") from None
+        if not 1 <= value <= MAX_SWEEP_SIZE:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; use whole numbers from 1 to {MAX_SWEEP_SIZE}")
+        values.append(value)
+    return tuple(dict.fromkeys(values))
+
+
 def _baseline_name(text: str) -> str:
     from reports.baseline import name_problem
 
@@ -140,6 +163,14 @@ def build_parser() -> Parser:
     trial_options.add_argument("-w", "--workload", action="append", type=_workload, default=[], metavar="WORKLOAD",
                      help=f"repeatable; default: all ({', '.join(WORKLOADS)})")
     trial_options.add_argument("--dataset", choices=IMAGE_DATASETS, default="mnist", help="for the image workloads")
+    trial_options.add_argument("--scenario", type=_scenarios, default=("train",), metavar="train|infer|train,infer",
+                               help="train (the default) and/or time the model's inference path")
+    trial_options.add_argument("--batch-size", type=_sizes, default=(), metavar="N[,N...]",
+                               help="a sweep of batch sizes (default: the workload's own for training, "
+                                    f"{','.join(map(str, INFER_BATCH_SIZES))} for inference)")
+    trial_options.add_argument("--width", type=_sizes, default=(), metavar="N[,N...]",
+                               help="a sweep of the model's width: hidden units (mnist_mlp), the second "
+                                    "convolution's filters (mnist_cnn)")
     trial_options.add_argument("--profile", choices=PROFILES, default="quick")
     trial_options.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     trial_options.add_argument("--repeats", type=_positive_int, default=1, help="fresh processes per trial, interleaved")
@@ -268,7 +299,8 @@ def _options(args: argparse.Namespace) -> RunOptions:
                       cache_dir=None, timeout_s=args.timeout, executor=getattr(args, "executor", "local"),
                       ray_address=getattr(args, "ray_address", None),
                       trials_per_node=getattr(args, "trials_per_node", 1),
-                      record_hostnames=getattr(args, "record_hostnames", False))
+                      record_hostnames=getattr(args, "record_hostnames", False),
+                      scenarios=args.scenario, batch_sizes=args.batch_size, widths=args.width)
 
 
 def _interrupted(exc: Interrupted) -> str:
@@ -282,8 +314,12 @@ def _interrupted(exc: Interrupted) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     command = shlex.join(["bench.py"] + sys.argv[1:])
+    options = None if args.resume else _options(args)
+    problem = options_problem(options) if options else None
+    if problem:
+        raise fail(problem.replace("widths: ", "--width: ", 1), 2)
     try:
-        outcome = carry_out(None if args.resume else _options(args), args.out.absolute(),
+        outcome = carry_out(options, args.out.absolute(),
                             args.resume.absolute() if args.resume else None, envs.base_dir(args.env_dir),
                             create_envs=not args.no_env_setup, command=command,
                             ray_address=args.ray_address if args.resume else None)
@@ -350,6 +386,7 @@ def _report(run_dirs: list[Path], out_dir: Path, formats: tuple[str, ...], side_
     manifest that cannot be read is left out with a warning and listed in the report."""
     from reports.load import load_runs
     from reports.summary import write_reports
+    from reports import scaling
     from reports.tables import problems, workload_tables
 
     unreadable: list[BadFile] = []
@@ -360,6 +397,9 @@ def _report(run_dirs: list[Path], out_dir: Path, formats: tuple[str, ...], side_
     if not records:
         raise fail(f"nothing to report: no readable record in {', '.join(map(str, run_dirs))}")
     print("\n" + workload_tables(frame, markdown=False))
+    sweeps_text = scaling.text_section(frame)
+    if sweeps_text:
+        print("\n" + sweeps_text)
     trouble = problems(frame, markdown=False, unreadable=unreadable)
     if trouble:
         print("\nSkipped or failed:\n" + trouble)

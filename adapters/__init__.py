@@ -58,6 +58,7 @@ class FrameworkInfo:
     description: str = ""
     default_variants: tuple[str, ...] = ()  # run when the framework is named without a variant
     environment: Mapping[str, str] = field(default_factory=dict)  # variant -> ENVIRONMENTS name; else main
+    inference_only: tuple[str, ...] = ()  # variants that are an inference path alone (skipped in training)
 
     @property
     def defaults(self) -> tuple[str, ...]:
@@ -65,8 +66,9 @@ class FrameworkInfo:
 
 
 KERAS_BACKENDS = ("tensorflow", "torch", "jax")
+KERAS_CALL_VARIANTS = tuple(f"{b}-call" for b in KERAS_BACKENDS)  # inference as model(x, training=False)
 KERAS_VARIANTS = KERAS_BACKENDS + ("tensorflow-jit", "torch-jit", "jax-nojit") + tuple(
-    f"{b}-onbatch" for b in KERAS_BACKENDS)
+    f"{b}-onbatch" for b in KERAS_BACKENDS) + KERAS_CALL_VARIANTS
 
 FRAMEWORKS: dict[str, FrameworkInfo] = {
     info.name: info
@@ -97,9 +99,11 @@ FRAMEWORKS: dict[str, FrameworkInfo] = {
             modules={v: ("keras", v.partition("-")[0]) for v in KERAS_VARIANTS},
             distributions=("keras",),
             env={v: {"KERAS_BACKEND": v.partition("-")[0]} for v in KERAS_VARIANTS},
-            description="Keras 3, backend as the variant, trained as Model.fit trains, Keras's default "
-                        "jit_compile; -jit / -nojit force it on / off; -onbatch trains with train_on_batch",
+            description="Keras 3, backend as the variant, trained as Model.fit trains and predicting as "
+                        "Model.predict does, Keras's default jit_compile; -jit / -nojit force it on / off; "
+                        "-onbatch trains with train_on_batch; -call predicts with model(x, training=False)",
             default_variants=KERAS_BACKENDS,
+            inference_only=KERAS_CALL_VARIANTS,
         ),
         FrameworkInfo(
             name="jax",

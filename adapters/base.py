@@ -11,6 +11,12 @@ The harness drives an adapter like this (and times it, never the adapter itself)
         synchronize(); clock; for i in block: handle = adapter.train_step(i); synchronize(); clock
         adapter.loss_values(handles)     # untimed: losses as floats
         adapter.predict(x_test)          # untimed: logits for evaluation
+
+and, for the inference scenario, instead of training:
+
+    adapter.stage_inference(x)           # untimed: input batches on the device, model in inference mode
+    synchronize(); clock; handles = adapter.infer_block(first, n); adapter.wait(handles); clock
+    adapter.outputs(adapter.infer(i))    # one call at a time (latency), outputs copied to the host
 """
 from __future__ import annotations
 
@@ -80,6 +86,30 @@ class Adapter(ABC):
     @abstractmethod
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Logits (float32 NumPy) for a batch of inputs, in inference mode."""
+
+    @abstractmethod
+    def stage_inference(self, x: np.ndarray) -> dict[str, Any] | None:
+        """Place inputs on the device as `self.n_batches` batches of the spec's batch size for
+        `infer`, and put the model in the framework's inference path. Returns that path's settings
+        for the record (e.g. {"inference": "eval() + torch.inference_mode"})."""
+
+    @abstractmethod
+    def infer(self, i: int) -> Any:
+        """The model's outputs for staged inference batch `i`, on the framework's inference path,
+        left where the framework leaves them (no host copy, no sync forced)."""
+
+    def infer_block(self, first: int, n: int) -> list[Any]:
+        """`n` calls on consecutive staged batches from `first` (wrapping around); a framework whose
+        users predict many batches in one call overrides this with that call."""
+        return [self.infer((first + k) % self.n_batches) for k in range(n)]
+
+    def wait(self, handles: Sequence[Any]) -> None:
+        """Block until these outputs of `infer` are computed."""
+        self.synchronize()
+
+    def outputs(self, handle: Any) -> np.ndarray:
+        """An `infer` result as a float32 NumPy array on the host."""
+        return np.asarray(handle, dtype=np.float32)
 
     def device_memory_peak(self) -> int | None:
         """Peak device memory in bytes where the framework tracks it (GPU), else None."""

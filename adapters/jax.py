@@ -126,6 +126,22 @@ class JaxAdapter(Adapter):
     def loss_values(self, handles: Sequence[jax.Array]) -> list[float]:
         return [float(v) for v in jax.device_get(list(handles))]
 
+    def stage_inference(self, x: np.ndarray) -> dict[str, Any]:
+        size = self.spec.batch_size
+        self.batches = [jax.device_put(x[i:i + size], self.dev) for i in range(0, len(x) - size + 1, size)]
+        jax.block_until_ready(self.batches)
+        self.n_batches = len(self.batches)
+        return {"inference": "jax.jit of the forward pass"}
+
+    def infer(self, i: int) -> jax.Array:
+        return self._predict(self.params, self.batches[i])
+
+    def wait(self, handles: Sequence[jax.Array]) -> None:
+        jax.block_until_ready(list(handles))
+
+    def outputs(self, handle: jax.Array) -> np.ndarray:
+        return np.asarray(handle)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self._predict(self.params, jax.device_put(x, self.dev)))
 

@@ -6,7 +6,12 @@ step at a time as `Model.fit` drives it (`FitSteps`), with no host read per step
 "<backend>-jit" forces jit_compile=True (XLA on TensorFlow, torch.compile on torch) and
 "<backend>-nojit" forces it off. "<backend>-onbatch" trains with `train_on_batch` instead, which
 returns each step's loss as a host float (a sync after every step; on JAX also a copy of the
-model's state back into the model), the harness's Keras path before fit-style training."""
+model's state back into the model), the harness's Keras path before fit-style training.
+
+Inference runs the way Keras users predict: `Model.predict(x, batch_size=...)` on host arrays, one
+call for a timed block's batches (as for a bulk of inputs) and one per batch in latency calls.
+"<backend>-call" variants predict with `model(x, training=False)` on backend tensors instead, the
+way Keras's documentation advises for small batches; they have no training."""
 from __future__ import annotations
 
 import importlib
@@ -116,6 +121,7 @@ class KerasAdapter(Adapter):
         wanted, _, mode = self.variant.partition("-")
         self.jit_setting: bool | str = {"jit": True, "nojit": False}.get(mode, "auto")
         self.on_batch = mode == "onbatch"
+        self.call = mode == "call"
         if backend != wanted:
             raise RuntimeError(f"Keras loaded backend {backend!r}, expected {wanted!r} (KERAS_BACKEND "
                                f"is {os.environ.get('KERAS_BACKEND')!r})")
@@ -223,6 +229,51 @@ class KerasAdapter(Adapter):
 
     def loss_values(self, handles: Sequence[Any]) -> list[float]:
         return self.fit.losses(handles) if self.fit is not None else [float(h) for h in handles]
+
+    def stage_inference(self, x: np.ndarray) -> dict[str, Any]:
+        size = self.spec.batch_size
+        self.n_batches = len(x) // size
+        if self.call:
+            convert = keras.ops.convert_to_tensor
+            self.batches = [convert(x[i * size:(i + 1) * size]) for i in range(self.n_batches)]
+            self._wait_for_copies()
+            return {"inference": "model(x, training=False) on backend tensors, one call per batch"}
+        self.inputs = np.ascontiguousarray(x[:self.n_batches * size])
+        return {"inference": f"Model.predict(x, batch_size={size}) on host arrays: one call for a timed "
+                             "block's batches, one per batch in latency calls"}
+
+    def _predict(self, first: int, n: int) -> np.ndarray:
+        size = self.spec.batch_size
+        return self.model.predict(self.inputs[first * size:(first + n) * size], batch_size=size, verbose=0)
+
+    def infer(self, i: int) -> Any:
+        return self.model(self.batches[i], training=False) if self.call else self._predict(i, 1)
+
+    def infer_block(self, first: int, n: int) -> list[Any]:
+        if self.call:
+            return super().infer_block(first, n)
+        out = []
+        while n > 0:  # one predict call per run of consecutive staged batches
+            take = min(n, self.n_batches - first)
+            out.append(self._predict(first, take))
+            first, n = 0, n - take
+        return out
+
+    def wait(self, handles: Sequence[Any]) -> None:
+        if not self.call or not handles:
+            return  # predict returns host arrays
+        backend = keras.backend.backend()
+        if backend == "jax":
+            import jax
+            jax.block_until_ready(list(handles))
+        elif backend == "tensorflow":
+            handles[-1].numpy()
+        elif self.device == "cuda":
+            import torch
+            torch.cuda.synchronize()
+
+    def outputs(self, handle: Any) -> np.ndarray:
+        return np.asarray(keras.ops.convert_to_numpy(handle), dtype=np.float32)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         if self.fit is not None:

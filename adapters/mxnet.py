@@ -146,6 +146,20 @@ class MXNetAdapter(Adapter):
             return []
         return mx.nd.stack(*handles).reshape((len(handles), -1)).mean(axis=1).asnumpy().astype(float).tolist()
 
+    def stage_inference(self, x: np.ndarray) -> dict[str, Any]:
+        size = self.spec.batch_size
+        self.batches = [self._inputs(x[i:i + size]) for i in range(0, len(x) - size + 1, size)]
+        self.n_batches = len(self.batches)
+        mx.nd.waitall()
+        mode = "hybridized (static_alloc, static_shape)" if self.variant == "hybrid" else "imperative"
+        return {"inference": f"net(x) outside autograd.record (predict mode), {mode}"}
+
+    def infer(self, i: int) -> mx.nd.NDArray:
+        return self.net(self.batches[i])
+
+    def outputs(self, handle: mx.nd.NDArray) -> np.ndarray:
+        return handle.asnumpy()
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.net(self._inputs(x)).asnumpy()
 

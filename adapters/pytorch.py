@@ -147,6 +147,23 @@ class PyTorchAdapter(Adapter):
             return []
         return torch.stack(list(handles)).cpu().tolist()
 
+    def stage_inference(self, x: np.ndarray) -> dict[str, Any]:
+        size = self.spec.batch_size
+        self.batches = [self._inputs(x[i:i + size]) for i in range(0, len(x) - size + 1, size)]
+        self.n_batches = len(self.batches)
+        self.model.eval()
+        # The compiled variant compiles the module for inference (a graph of its own: no autograd).
+        self.infer_model = torch.compile(self.model) if self.variant == "compile" else self.model
+        mode = "torch.compile (inductor, default mode)" if self.variant == "compile" else "eager"
+        return {"inference": f"{mode}, model.eval() under torch.inference_mode()"}
+
+    def infer(self, i: int) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.infer_model(self.batches[i])
+
+    def outputs(self, handle: torch.Tensor) -> np.ndarray:
+        return handle.cpu().numpy()
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         self.model.eval()
         with torch.no_grad():

@@ -114,6 +114,29 @@ class TensorFlowAdapter(Adapter):
     def loss_values(self, handles: Sequence[tf.Tensor]) -> list[float]:
         return [float(h.numpy()) for h in handles]
 
+    def stage_inference(self, x: np.ndarray) -> dict[str, Any]:
+        size = self.spec.batch_size
+        with tf.device(self.tf_device):
+            self.batches = [tf.identity(x[i:i + size]) for i in range(0, len(x) - size + 1, size)]
+        if self.device == "cuda":
+            tf.test.experimental.sync_devices()
+        self.n_batches = len(self.batches)
+        signature = [tf.TensorSpec((size,) + tuple(self.spec.input_shape), tf.float32)]
+        self._infer = tf.function(lambda x: self._forward(x, training=False), input_signature=signature,
+                                  jit_compile=self.variant == "xla")
+        return {"inference": f"tf.function of the forward pass{', jit_compile=True' if self.variant == 'xla' else ''}"}
+
+    def infer(self, i: int) -> tf.Tensor:
+        with tf.device(self.tf_device):
+            return self._infer(self.batches[i])
+
+    def wait(self, handles: Sequence[tf.Tensor]) -> None:
+        for handle in handles[-1:]:  # the device runs them in order: the last one done, all are
+            handle.numpy()
+
+    def outputs(self, handle: tf.Tensor) -> np.ndarray:
+        return handle.numpy()
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         with tf.device(self.tf_device):
             return self._forward_eval(tf.constant(x)).numpy()

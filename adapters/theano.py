@@ -223,6 +223,21 @@ class TheanoAdapter(Adapter):
     def loss_values(self, handles: Sequence[np.ndarray]) -> list[float]:
         return [float(h) for h in handles]
 
+    def stage_inference(self, x: np.ndarray) -> dict[str, Any]:
+        bs = self.spec.batch_size
+        self.n_batches = len(x) // bs
+        self.infer_x = theano.shared(self._inputs(x[:self.n_batches * bs]), borrow=True)
+        self._infer = None
+        return {"inference": "one compiled theano.function of the forward pass per call (C linker), "
+                             "inputs in a shared variable"}
+
+    def infer(self, i: int) -> np.ndarray:
+        if self._infer is None:  # compiled on the first call: compilation is first-call time
+            index, bs = T.lscalar("i"), self.spec.batch_size
+            self._infer = theano.function([index], self.logits,
+                                          givens={self.x: self.infer_x[index * bs:(index + 1) * bs]})
+        return self._infer(i)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         if self._predict is None:
             self._predict = theano.function([self.x], self.logits)

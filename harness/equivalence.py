@@ -31,7 +31,7 @@ from harness.launch import PROJECT_ROOT, child_env
 from harness.probe import cut_points
 from workloads import get_workload, reference
 
-FORWARD_TOLERANCE = 1e-4
+FORWARD_TOLERANCE = reference.FORWARD_TOLERANCE
 FIRST_LOSS_RTOL = 1e-5
 STEPS = 20
 LOSS_RTOL_STEP2 = 3e-5  # the envelope of float32 rounding at step 2 ...
@@ -124,6 +124,15 @@ def model_problems(probe: Probe, workload: str, seed: int = 0) -> list[str]:
                             f"up to {diff.max():.3g} (sample {sample}, unit {unit}; tolerance "
                             f"{FORWARD_TOLERANCE * scale:.3g})")
             break  # later layers inherit the difference; the first one is the culprit
+    inferred = arrays["inference"] if "inference" in arrays else None
+    if inferred is None or inferred.shape != expected_all[-1].shape:
+        problems.append(f"{where}: the inference path gave {'nothing' if inferred is None else inferred.shape}; "
+                        f"the reference has {expected_all[-1].shape}")
+    else:
+        error = reference.forward_error(spec, spec.init_weights(seed), x, inferred)
+        if error > FORWARD_TOLERANCE:
+            problems.append(f"{where}: the inference path's output differs from the NumPy reference by "
+                            f"{error:.3g} (relative to its largest value; tolerance {FORWARD_TOLERANCE:g})")
     return problems
 
 

@@ -68,7 +68,7 @@ class LocalExecutor(Executor):
         records: list[TrialRecord] = []
         with tqdm(total=len(trials), unit="trial", dynamic_ncols=True, disable=None, file=sys.stderr) as bar:
             for trial in trials:
-                bar.set_description(f"{trial.label} {trial.workload}")
+                bar.set_description(f"{trial.label} {trial.point}")
 
                 def show(state: dict) -> None:
                     acc = state.get("accuracy")
@@ -80,7 +80,7 @@ class LocalExecutor(Executor):
                                  placement=Placement("local", node, run_dir.attempt(trial.trial_id)))
                 records.append(record)
                 if bar.disable:
-                    log.info("%s %s %s: %s", trial.label, trial.workload, trial.dataset, record.status)
+                    log.info("%s %s %s: %s", trial.label, trial.point, trial.dataset, record.status)
                 bar.set_postfix_str(record.status)
                 bar.update()
         return records

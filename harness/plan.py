@@ -5,14 +5,18 @@ import math
 from dataclasses import dataclass
 
 from adapters import FRAMEWORKS, default_selection, label, parse_selection
-from harness.record import EXECUTORS, TrialSpec
+from harness.record import EXECUTORS, SCENARIOS, TrialSpec
 from harness.threads import usable_cores
 from workloads import IMAGE_DATASETS, WORKLOADS, dataset_for, get_workload
-from workloads.spec import PROFILES
+from workloads.spec import PROFILES, WorkloadSpec
 
 DEFAULT_TIMEOUT_S = {"smoke": 300.0, "ci": 300.0, "quick": 900.0, "full": 4 * 3600.0}
 DEVICES = ("cpu", "cuda", "auto")
 MAX_SEED = 2**32 - 1
+# Inference is timed at these batch sizes unless --batch-size says otherwise: one request, a small
+# batch of requests, and bulk scoring.
+INFER_BATCH_SIZES = (1, 32, 1024)
+MAX_SWEEP_SIZE = 65536  # a batch size or width above this is a typo, not a benchmark on this kind of machine
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,9 @@ class RunOptions:
     ray_address: str | None = None  # "auto" or HOST:PORT of the cluster's head (ray executor)
     trials_per_node: int = 1  # concurrent trials on one node, on disjoint cores (ray executor)
     record_hostnames: bool = False  # hostnames in records instead of hashed aliases
+    scenarios: tuple[str, ...] = ("train",)  # train and/or infer
+    batch_sizes: tuple[int, ...] = ()  # a sweep; empty: the workload's own (train), INFER_BATCH_SIZES (infer)
+    widths: tuple[int, ...] = ()  # a sweep of the model's width; empty: the workload's own
 
 
 def threads_problem(threads: int) -> str | None:
@@ -60,6 +67,18 @@ def options_problem(options: RunOptions) -> str | None:
                         ("trials_per_node", options.trials_per_node)):
         if value < 1:
             return f"{name}: use a whole number of 1 or more"
+    if not options.scenarios or any(s not in SCENARIOS for s in options.scenarios):
+        bad = next((s for s in options.scenarios if s not in SCENARIOS), "")
+        return f"scenarios: {bad!r} is not one of {', '.join(SCENARIOS)}"
+    for name, values in (("batch_sizes", options.batch_sizes), ("widths", options.widths)):
+        bad = next((v for v in values if not 1 <= v <= MAX_SWEEP_SIZE), None)
+        if bad is not None:
+            return f"{name}: {bad} is out of range; use whole numbers from 1 to {MAX_SWEEP_SIZE}"
+    if options.widths:
+        names = options.workloads or tuple(WORKLOADS)
+        if not any(get_workload(n).width_layers for n in names):
+            return (f"widths: none of the workloads ({', '.join(names)}) has a width axis; use "
+                    f"{', '.join(n for n, w in WORKLOADS.items() if w.width_layers)}")
     if not 0 <= options.seed <= MAX_SEED:
         return f"seed: {options.seed} is out of range; use 0 to {MAX_SEED}"
     if options.timeout_s is not None and not (math.isfinite(options.timeout_s) and options.timeout_s > 0):
@@ -67,8 +86,30 @@ def options_problem(options: RunOptions) -> str | None:
     return None
 
 
-def trial_id(workload: str, dataset: str, framework: str, variant: str, repeat: int) -> str:
-    return f"{workload}.{dataset}.{framework}.{variant}.r{repeat}"
+def trial_id(workload: str, dataset: str, framework: str, variant: str, repeat: int, scenario: str = "train",
+             batch_size: int | None = None, width: int | None = None) -> str:
+    """`workload.dataset.framework.variant[.infer][.bBATCH][.wWIDTH].rREPEAT`: the workload's own
+    training shape keeps the short form, so its records and baselines match those of earlier runs."""
+    shape = (".infer" if scenario == "infer" else "") + (f".b{batch_size}" if batch_size else "") \
+        + (f".w{width}" if width else "")
+    return f"{workload}.{dataset}.{framework}.{variant}{shape}.r{repeat}"
+
+
+def shapes(spec: WorkloadSpec, options: RunOptions) -> list[tuple[str, int | None, int | None]]:
+    """(scenario, batch size, width) points of one workload: None where the workload's own is meant
+    (a training point at its own batch size and width is its ordinary trial). Axes a workload does
+    not have (XOR's batch is its four points; it has no width) are left at its own shape."""
+    widths = [w if w != spec.width else None for w in options.widths] if spec.width_layers else []
+    points = []
+    for scenario in options.scenarios:
+        if scenario == "infer":
+            batches = list(options.batch_sizes or INFER_BATCH_SIZES)
+        else:
+            batches = [b if b != spec.batch_size else None for b in options.batch_sizes] if spec.batch_axis else []
+        for batch in dict.fromkeys(batches or [None]):
+            for width in dict.fromkeys(widths or [None]):
+                points.append((scenario, batch, width))
+    return points
 
 
 def plan(options: RunOptions) -> list[TrialSpec]:
@@ -84,12 +125,14 @@ def plan(options: RunOptions) -> list[TrialSpec]:
     for repeat in range(options.repeats):
         for spec in workloads:
             dataset = dataset_for(spec, options.dataset)
-            for framework, variant in selected:
-                trials.append(TrialSpec(
-                    trial_id=trial_id(spec.name, dataset, framework, variant, repeat),
-                    framework=framework, variant=variant, label=label(framework, variant),
-                    adapter=FRAMEWORKS[framework].adapter, workload=spec.name, dataset=dataset,
-                    profile=options.profile, device=options.device, threads=options.threads,
-                    seed=options.seed, repeat=repeat, data_dir=options.data_dir,
-                    cache_dir=options.cache_dir, timeout_s=timeout))
+            for scenario, batch, width in shapes(spec, options):
+                for framework, variant in selected:
+                    trials.append(TrialSpec(
+                        trial_id=trial_id(spec.name, dataset, framework, variant, repeat, scenario, batch, width),
+                        framework=framework, variant=variant, label=label(framework, variant),
+                        adapter=FRAMEWORKS[framework].adapter, workload=spec.name, dataset=dataset,
+                        profile=options.profile, device=options.device, threads=options.threads,
+                        seed=options.seed, repeat=repeat, data_dir=options.data_dir,
+                        cache_dir=options.cache_dir, timeout_s=timeout, scenario=scenario, batch_size=batch,
+                        width=width))
     return trials

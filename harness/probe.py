@@ -3,7 +3,9 @@
 For each requested workload, builds the adapter's model from the spec's initial weights and saves
 (as `<workload>.npz`, readable by any NumPy) what `harness.equivalence` compares with the NumPy
 reference: the parameter count, the output of the model cut after each layer that changes shape
-or holds weights, on a fixed batch, and the losses of the first optimizer steps on fixed batches.
+or holds weights, on a fixed batch, the whole model's output on that batch through its inference
+path (`stage_inference`/`infer`, what the infer scenario times), and the losses of the first
+optimizer steps on fixed batches.
 Untimed; standard library and NumPy only, besides the adapter's own framework.
 """
 from __future__ import annotations
@@ -41,6 +43,13 @@ def probe(adapter_cls: type, variant: str, threads: int, workload: str, seed: in
         adapter.setup()
         adapter.build(reference.prefix(spec, cut), reference.weights_for(spec, weights, cut))
         out[f"layer{cut}"] = np.asarray(adapter.predict(x_fixed), np.float32)
+    adapter = adapter_cls(variant, "cpu", threads)
+    adapter.setup()
+    adapter.build(spec, weights)
+    adapter.stage_inference(x_fixed)
+    handle = adapter.infer(0)
+    adapter.wait([handle])
+    out["inference"] = np.asarray(adapter.outputs(handle), np.float32)
     adapter = adapter_cls(variant, "cpu", threads)
     adapter.setup()
     adapter.build(spec, weights)

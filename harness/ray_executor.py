@@ -288,7 +288,7 @@ class RayExecutor(Executor):
                                        num_gpus=1 if trial.device == "cuda" else 0).remote(
                         trial.__dict__, run_dir.run_id, str(base), self._placement(run_dir, trial, node), cores)
                     inflight[ref] = (trial, node, slot, cores)
-                    log.info("%s %s %s -> node %s", trial.label, trial.workload, trial.dataset, node.alias)
+                    log.info("%s %s %s -> node %s", trial.label, trial.point, trial.dataset, node.alias)
                 if not inflight:  # nothing to wait for, yet a trial waits: a node is on its way out
                     time.sleep(POLL_S)
                     self._forget_lost_nodes(inflight)
@@ -340,7 +340,7 @@ class RayExecutor(Executor):
         record.settings["trials_per_node"] = self.options.trials_per_node  # the others it may have run beside
         run_dir.log_path(trial.trial_id).parent.mkdir(parents=True, exist_ok=True)
         run_dir.log_path(trial.trial_id).write_text(result["log"])
-        log.info("%s %s %s on node %s: %s", trial.label, trial.workload, trial.dataset, node.alias, record.status)
+        log.info("%s %s %s on node %s: %s", trial.label, trial.point, trial.dataset, node.alias, record.status)
         return self._write(run_dir, record)
 
     @staticmethod

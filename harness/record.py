@@ -15,6 +15,8 @@ SCHEMA_VERSION = 1
 # interrupted: the run was stopped (Ctrl-C, SIGTERM, SIGHUP) during the trial; `--resume` reruns it.
 STATUSES = ("ok", "skipped", "error", "timeout", "interrupted")
 EXECUTORS = ("local", "ray")
+# train: the workload's training recipe, timed per step; infer: the model's inference path, timed per call.
+SCENARIOS = ("train", "infer")
 # The reason of an `error` record whose trial's node left the cluster: `--resume` reruns it.
 NODE_LOST = "node lost"
 
@@ -52,6 +54,15 @@ class TrialSpec:
     data_dir: str | None = None
     cache_dir: str | None = None
     timeout_s: float = 900.0
+    scenario: str = "train"
+    batch_size: int | None = None  # None: the workload's own
+    width: int | None = None  # None: the workload's own (its hidden units or filters, see WorkloadSpec)
+
+    @property
+    def point(self) -> str:
+        """The workload and, where not its own training shape, the scenario and shape: 'mnist_mlp infer b32'."""
+        return " ".join([self.workload] + (["infer"] if self.scenario == "infer" else [])
+                        + ([f"b{self.batch_size}"] if self.batch_size else []) + ([f"w{self.width}"] if self.width else []))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrialSpec":
@@ -137,8 +148,14 @@ class TrialRecord:
     blocks: list[Block] = field(default_factory=list)  # steady-state blocks, in order
     warmup_blocks: list[Block] = field(default_factory=list)  # timed before the profile's warm-up ended (ci)
     step_losses: list[float | None] = field(default_factory=list)  # training loss of every step (null: not finite)
-    latencies_s: list[float] = field(default_factory=list)  # steps timed one by one, after training
+    latencies_s: list[float] = field(default_factory=list)  # steps (infer: calls) timed one by one
     train_flops_per_sample: int | None = None  # analytic, from the spec (see WorkloadSpec.train_flops)
+    scenario: str = "train"  # one of SCENARIOS; infer: blocks and latencies time calls of the inference path
+    width: int | None = None  # the model's width (WorkloadSpec.width); None: the workload has no width axis
+    flops_per_sample: int | None = None  # of what the blocks time: a training step's, or a forward pass's (infer)
+    # infer: the inference path's outputs on its first batch against the NumPy reference, largest
+    # difference relative to the reference's largest value (at least 1)
+    reference_error: float | None = None
     evaluations: list[Evaluation] = field(default_factory=list)
     target_accuracy: float | None = None
     final_test_accuracy: float | None = None
@@ -168,6 +185,8 @@ class TrialRecord:
             return f"field schema_version is {self.schema_version}; this version of dlbench reads {SCHEMA_VERSION}"
         if self.status not in STATUSES:
             return f"field status is {self.status!r}; expected one of: {', '.join(STATUSES)}"
+        if self.scenario not in SCENARIOS:
+            return f"field scenario is {self.scenario!r}; expected one of: {', '.join(SCENARIOS)}"
         if self.executor not in EXECUTORS:
             return f"field executor is {self.executor!r}; expected one of: {', '.join(EXECUTORS)}"
         checks: list[tuple[str, object, str]] = [
@@ -176,6 +195,8 @@ class TrialRecord:
             ("train_samples", self.train_samples, "index"), ("test_samples", self.test_samples, "index"),
             ("param_count", self.param_count, "index"), ("spec_param_count", self.spec_param_count, "index"),
             ("train_flops_per_sample", self.train_flops_per_sample, "index"),
+            ("flops_per_sample", self.flops_per_sample, "index"), ("width", self.width, "count"),
+            ("reference_error", self.reference_error, "amount"),
             ("target_accuracy", self.target_accuracy, "fraction"),
             ("final_test_accuracy", self.final_test_accuracy, "fraction"),
             ("steps_to_target", self.steps_to_target, "index"), ("time_to_target_s", self.time_to_target_s, "amount"),
@@ -216,4 +237,5 @@ class TrialRecord:
                    framework=trial.framework, variant=trial.variant, label=trial.label,
                    workload=trial.workload, dataset=trial.dataset, profile=trial.profile,
                    device=trial.device, threads=trial.threads, seed=trial.seed, repeat=trial.repeat,
-                   status=status, reason=reason)
+                   status=status, reason=reason, scenario=trial.scenario, batch_size=trial.batch_size,
+                   width=trial.width)

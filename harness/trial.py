@@ -27,7 +27,7 @@ from harness.lifeline import tie_to_parent
 from harness.measure import current_rss_bytes, peak_rss_bytes
 from harness.record import Block, Evaluation, TrialRecord, TrialSpec
 from harness.threads import pin_to_cores
-from workloads import TrainingData, get_workload, training_data
+from workloads import TrainingData, get_workload, reference, training_data
 from workloads.spec import WorkloadSpec, batch_order
 
 log = logging.getLogger("harness.trial")
@@ -49,6 +49,19 @@ STEADY_BLOCKS = {"ci": 12}
 # 0.1 s more on TensorFlow and JAX (1.3-1.4 s): 12 s less per default run.
 EVAL_BATCH = 128
 PROGRESS_INTERVAL_S = 1.0
+# Inference (scenario infer): the model from the spec's weights, its inference path called on
+# staged test inputs (tiled where the test set is smaller than a batch). Throughput: blocks of calls
+# between two barriers, until INFER_BLOCKS steady-state blocks are timed, the first call (tracing,
+# compilation) apart and calls in the first INFER_WARMUP_SECONDS after it kept as warm-up. Latency:
+# then single calls, each between barriers and including the outputs' copy to the host, until
+# LATENCY_CALLS calls or LATENCY_SECONDS (at least MIN_LATENCY_CALLS).
+INFER_SAMPLES = 4096  # staged inputs at most (a batch at least)
+INFER_BLOCKS = {"smoke": 3, "ci": 12, "quick": 30, "full": 100}
+INFER_WARMUP_SECONDS = 0.5
+LATENCY_CALLS = {"smoke": 10, "ci": 50, "quick": 200, "full": 1000}
+LATENCY_SECONDS = {"smoke": 1.0, "ci": 3.0, "quick": 5.0, "full": 20.0}
+MIN_LATENCY_CALLS = 10
+REFERENCE_ROWS = 16  # outputs of the first batch checked against the NumPy reference
 
 
 def accuracy(spec: WorkloadSpec, logits: np.ndarray, labels: np.ndarray) -> float:
@@ -178,6 +191,58 @@ def measure_latency(adapter: Adapter, spec: WorkloadSpec, spe: int, record: Tria
         record.latencies_s.append(time.perf_counter() - t0)
 
 
+def infer(adapter: Adapter, spec: WorkloadSpec, data: TrainingData, weights: list[np.ndarray], trial: TrialSpec,
+          record: TrialRecord, progress: Progress) -> None:
+    """The measured inference loop (see INFER_SAMPLES and what follows it)."""
+    batch = spec.batch_size
+    n_batches = max(1, min(len(data.x_test), INFER_SAMPLES) // batch)
+    x = data.inputs(data.x_test, np.arange(n_batches * batch) % len(data.x_test))
+    record.batch_size, record.test_samples = batch, len(data.x_test)
+    record.settings.update(adapter.stage_inference(x) or {})
+    rows = min(batch, REFERENCE_ROWS)
+    reference_inputs = x[:rows].copy()
+    del x
+    record.data_feeding = (f"{n_batches} device-resident batches of test inputs, staged untimed, called in turn; "
+                           "outputs left on the device in throughput blocks, copied to the host in latency calls")
+
+    adapter.synchronize()
+    t0 = time.perf_counter()
+    handle = adapter.infer(0)
+    adapter.wait([handle])
+    record.first_block = Block(epoch=0, first_step=0, steps=1, seconds=time.perf_counter() - t0)
+    record.reference_error = reference.forward_error(spec, weights, reference_inputs,
+                                                     np.asarray(adapter.outputs(handle))[:rows])
+    if not record.reference_error <= reference.FORWARD_TOLERANCE:
+        raise RuntimeError(f"the inference path's outputs differ from the NumPy reference by "
+                           f"{record.reference_error:.3g} (relative to the largest output; the tolerance is "
+                           f"{reference.FORWARD_TOLERANCE:g})")
+
+    calls, block_size, timed, wanted = 1, 1, 0.0, INFER_BLOCKS[trial.profile]
+    while len(record.blocks) < wanted:
+        adapter.synchronize()
+        t0 = time.perf_counter()
+        handles = adapter.infer_block(calls % n_batches, block_size)
+        adapter.wait(handles)
+        seconds = time.perf_counter() - t0
+        block = Block(epoch=0, first_step=calls, steps=block_size, seconds=seconds)
+        (record.warmup_blocks if timed < INFER_WARMUP_SECONDS else record.blocks).append(block)
+        del handles
+        timed += seconds
+        calls += block_size
+        block_size = next_block_size(block_size, seconds)
+        progress(step=len(record.blocks), total=wanted, epoch=len(record.blocks) / wanted, epochs=1)
+
+    deadline = time.perf_counter() + LATENCY_SECONDS[trial.profile]
+    for k in range(LATENCY_CALLS[trial.profile]):
+        adapter.synchronize()
+        t0 = time.perf_counter()
+        adapter.outputs(adapter.infer((calls + k) % n_batches))
+        record.latencies_s.append(time.perf_counter() - t0)
+        if k + 1 >= MIN_LATENCY_CALLS and time.perf_counter() > deadline:
+            break
+    progress(force=True, step=len(record.blocks), total=len(record.blocks), epoch=1, epochs=1)
+
+
 def run(trial: TrialSpec, record: TrialRecord, progress: Progress) -> None:
     try:
         adapter_cls = load_adapter_class(trial.adapter)
@@ -192,16 +257,25 @@ def run(trial: TrialSpec, record: TrialRecord, progress: Progress) -> None:
                        "numpy": np.__version__, "python": platform.python_version()}
     env = environment_of(trial.framework, trial.variant) if trial.framework in FRAMEWORKS else None
     record.settings.update(environment=env.name if env else MAIN_ENVIRONMENT, python_executable=sys.executable)
-    spec = get_workload(trial.workload)
+    info = FRAMEWORKS.get(trial.framework)
+    if trial.scenario == "train" and info and trial.variant in info.inference_only:
+        raise SkipTrial(f"{trial.label} is an inference path only; it has no training (use --scenario infer)")
+    spec = get_workload(trial.workload).resized(width=trial.width, batch_size=trial.batch_size)
+    record.scenario, record.width = trial.scenario, spec.width
     data = training_data(spec, trial.dataset, trial.profile, trial.data_dir, trial.cache_dir, download=False)
-    record.settings.update(adapter.build(spec, spec.init_weights(trial.seed)) or {})
+    weights = spec.init_weights(trial.seed)
+    record.settings.update(adapter.build(spec, weights) or {})
     record.param_count, record.spec_param_count = adapter.param_count(), spec.param_count()
     record.train_flops_per_sample = spec.train_flops()
+    record.flops_per_sample = spec.forward_flops() if trial.scenario == "infer" else spec.train_flops()
     if record.param_count != record.spec_param_count:
         raise RuntimeError(f"{trial.label} built {record.param_count} parameters; the spec has "
                            f"{record.spec_param_count}")
     record.rss_after_build_bytes = current_rss_bytes()
-    train(adapter, spec, data, trial, record, progress)
+    if trial.scenario == "infer":
+        infer(adapter, spec, data, weights, trial, record, progress)
+    else:
+        train(adapter, spec, data, trial, record, progress)
     record.device_peak_bytes = adapter.device_memory_peak()
 
 

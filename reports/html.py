@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from datetime import datetime, timezone
 
 import pandas as pd
 
 from harness.files import BadFile
 from harness.record import TrialRecord
-from reports import plots
-from reports.aggregate import CI_95
-from reports.tables import HEADERS, LATENCY_HEADER, SORT_COLUMNS, interval_header, table_headers, table_rows
+from reports import plots, scaling
+from reports.aggregate import CI_95, case_name, shape_of
+from reports.tables import SORT_COLUMNS, interval_header, table_headers, table_keys, table_rows
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1f24;background:#fff}
@@ -32,6 +33,7 @@ tr.failed td{color:#cf222e}tr.skipped td{color:#6e7781}
 .figs svg{max-width:100%;height:auto}
 pre{background:#f6f8fa;padding:8px;overflow-x:auto;white-space:pre-wrap;font-size:12px}
 ul.settings li{margin:2px 0}
+table.sweep th:nth-child(n+2),table.sweep td:nth-child(n+2){text-align:right}h3{font-size:15px;margin:14px 0 4px}
 """
 
 # Click a header to sort by its data-sort values (numbers numerically, empty cells last).
@@ -74,7 +76,8 @@ def _verdict(group: pd.DataFrame) -> tuple[str, bool]:
     if ok.empty:
         return "No trial of this workload finished.", True
     best = ok.iloc[0]
-    unit = "steps/s" if group["latency_p50_s"].notna().any() else "samples/s"
+    infer = bool(group["scenario"].eq("infer").all())
+    unit = "steps/s" if group["latency_p50_s"].notna().any() and not infer else "samples/s"
     rate = best["steps_per_s"] if unit == "steps/s" else best["throughput"]
     text = f"Fastest: <b>{_e(best['label'])}</b> at {rate:,.0f} {unit}"
     warn = False
@@ -92,6 +95,19 @@ def _verdict(group: pd.DataFrame) -> tuple[str, bool]:
             warn = True
         else:
             text += " (95% confidence intervals apart)"
+    if infer:
+        lean = ok.dropna(subset=["peak_rss_bytes"]).sort_values("peak_rss_bytes")
+        fastest_call = ok.dropna(subset=["latency_p50_s"]).sort_values("latency_p50_s")
+        if len(fastest_call):
+            text += (f". Shortest call: <b>{_e(fastest_call.iloc[0]['label'])}</b>, "
+                     f"p50 {fastest_call.iloc[0]['latency_p50_s'] * 1e3:,.3g} ms")
+        if len(lean):
+            text += f". Least memory: <b>{_e(lean.iloc[0]['label'])}</b>, {lean.iloc[0]['peak_rss_bytes'] / 2**20:,.0f} MiB peak RSS"
+        failed = group[group["throughput"].isna()]
+        if len(failed):
+            text += f". {len(failed)} not measured (see below)"
+            warn = True
+        return text + ".", warn
     text += ". "
     reached = ok[ok["test_accuracy"] >= ok["target_accuracy"]]
     text += f"Target accuracy reached by {len(reached)} of {len(ok)}"
@@ -112,7 +128,7 @@ def _verdict(group: pd.DataFrame) -> tuple[str, bool]:
 
 def _table(group: pd.DataFrame) -> str:
     with_latency = bool(group["latency_p50_s"].notna().any())
-    keys = HEADERS + ([LATENCY_HEADER] if with_latency else [])
+    keys = table_keys(group, with_latency)
     head = "".join(f"<th scope=col>{_e(h)}</th>" for h in table_headers(group, with_latency))
     body = []
     for (_, row), cells in zip(group.iterrows(), table_rows(group, with_latency)):
@@ -137,7 +153,7 @@ def _figures(group: pd.DataFrame, records: list[TrialRecord], palette: dict) -> 
         figs.append(plots.accuracy_over_time(curves, float(target.iloc[0]) if len(target) else None, palette))
     if any(r.step_losses for r in curves):
         figs.append(plots.loss_curves(curves, palette))
-    if measured["training_memory_bytes"].notna().any():
+    if measured["training_memory_bytes"].notna().any() and measured["scenario"].eq("train").all():
         figs.append(plots.memory(measured, palette))
     if measured["peak_fraction"].notna().any():
         figs.append(plots.efficiency(measured, palette))
@@ -148,7 +164,7 @@ def _problems(frame: pd.DataFrame, unreadable: list[BadFile]) -> str:
     bad = frame[frame["status"] != "ok"]
     if bad.empty and not unreadable:
         return ""
-    items = "".join(f"<li><b>{_e(r['label'])}</b> / {_e(r['workload'])} ({_e(r['dataset'])}): "
+    items = "".join(f"<li><b>{_e(r['label'])}</b> / {_e(r['case'])} ({_e(r['dataset'])}): "
                     f"<b>{_e(r['status'])}</b><pre>{_e(r['reason'] or 'no reason recorded')}</pre></li>"
                     for _, r in bad.iterrows())
     items += "".join(f"<li><b>unreadable, left out</b>: {_e(exc.path)}<pre>{_e(exc.problem)}</pre></li>"
@@ -156,19 +172,54 @@ def _problems(frame: pd.DataFrame, unreadable: list[BadFile]) -> str:
     return f"<h2 id=problems>Skipped or failed</h2><ul>{items}</ul>"
 
 
+def _scaling_sections(frame: pd.DataFrame, palette: dict) -> tuple[list[str], list[str]]:
+    """Per workload, dataset and scenario with a sweep: where the fastest framework changes, the
+    scaling figure, and one table per sweep. Returns (nav links, sections)."""
+    found = scaling.sweeps(frame)
+    links, sections = [], []
+    for workload, dataset, scenario in scaling.groups(frame):
+        mine = [s for s in found if (s.workload, s.dataset, s.scenario) == (workload, dataset, scenario)]
+        name = f"{workload} {scaling.SCENARIO_NAMES.get(scenario, scenario)} on {dataset}"
+        anchor = _e("s-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", name))
+        group = frame[(frame["workload"] == workload) & (frame["dataset"] == dataset) & (frame["scenario"] == scenario)]
+        verdict = " ".join(f"<b>{_e(s.title)}</b>: {_e(scaling.crossovers(s))}" for s in mine)
+        tables = "".join(f"<h3>{_e(s.title)}</h3>{_sweep_table(s)}" for s in mine)
+        links.append(f"<a href=\"#{anchor}\">scaling: {_e(name)}</a>")
+        sections.append(f"<section class=scaling><h2 id=\"{anchor}\">Scaling: {_e(name)}</h2>"
+                        f"<p class=verdict>{verdict}</p><div class=figs><figure>"
+                        f"{plots.scaling(group, palette, scaling.figure_title(workload, dataset, scenario))}"
+                        f"</figure></div>{tables}</section>")
+    return links, sections
+
+
+def _sweep_table(sweep: scaling.Sweep) -> str:
+    points = sweep.points
+    head = "<th scope=col>framework</th>" + "".join(
+        f"<th scope=col>{_e(scaling.point_header(sweep, p))}</th>" for p in points)
+    body = []
+    for label, line in sweep.rows.groupby("label", sort=True):
+        by_point = {int(r[sweep.axis]): r for _, r in line.iterrows()}
+        cells = "".join(f"<td>{_e(scaling.cell(by_point.get(p)))}</td>" for p in points)
+        body.append(f"<tr><td>{_e(label)}</td>{cells}</tr>")
+    return f"<table class=sweep><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
 def render(frame: pd.DataFrame, records: list[TrialRecord], settings: list[str], title: str,
            subtitle: str, unreadable: list[BadFile] = ()) -> str:
     """The page. `settings`: plain-text lines about the environment and the fairness settings."""
     palette = plots.colors(frame["label"])
     sections, links = [], []
-    for (workload, dataset), group in frame.groupby(["workload", "dataset"], sort=True):
-        anchor = _e(f"w-{workload}-{dataset}")
+    for (case, dataset), group in frame.groupby(["case", "dataset"], sort=False):
+        anchor = _e("w-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{case}-{dataset}"))
         verdict, warn = _verdict(group)
-        chosen = [r for r in records if r.workload == workload and r.dataset == dataset]
-        links.append(f"<a href=\"#{anchor}\">{_e(workload)} on {_e(dataset)}</a>")
-        sections.append(f"<section><h2 id=\"{anchor}\">{_e(workload)} on {_e(dataset)}</h2>"
+        chosen = [r for r in records if case_name(r.workload, *shape_of(r)) == case and r.dataset == dataset]
+        links.append(f"<a href=\"#{anchor}\">{_e(case)} on {_e(dataset)}</a>")
+        sections.append(f"<section><h2 id=\"{anchor}\">{_e(case)} on {_e(dataset)}</h2>"
                         f"<p class=\"verdict{' warn' if warn else ''}\">{verdict}</p>{_table(group)}"
                         f"{_figures(group, chosen, palette)}</section>")
+    scaling_links, scaling_sections = _scaling_sections(frame, palette)
+    links += scaling_links
+    sections += scaling_sections
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"

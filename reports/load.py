@@ -15,7 +15,7 @@ from harness.files import BadFile
 from harness.record import TrialRecord
 from harness.rundir import Manifest, RunDir
 from harness.schema import load_record
-from reports.aggregate import summarize
+from reports.aggregate import sort_cases, summarize
 
 
 def load_manifest(run_dir: str | Path, unreadable: list[BadFile] | None = None) -> Manifest | None:
@@ -99,6 +99,4 @@ def load_runs(run_dirs: list[Path], side_by_side: bool = False, unreadable: list
         relabelled = [dataclasses.replace(r, label=f"{r.label} @ {run_label}") for r in run_records]
         records += relabelled
         frames.append(summarize(relabelled, peak_for=lambda r, m=manifest: peak_for(m, r)))
-    frame = pd.concat(frames, ignore_index=True).sort_values(
-        ["workload", "dataset", "throughput"], ascending=[True, True, False], na_position="last", ignore_index=True)
-    return frame, records, manifests
+    return sort_cases(pd.concat(frames, ignore_index=True)), records, manifests

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 FORMATS = ("md", "html", "csv", "json")
 FILENAMES = {"md": "summary.md", "html": "report.html", "csv": "summary.csv", "json": "summary.json"}
+SCALING_CSV = "scaling.csv"  # beside summary.csv when the runs hold a sweep
 PLOT_FORMATS = ("svg", "png", "pdf")  # history --plot
 
 

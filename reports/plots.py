@@ -59,7 +59,7 @@ def throughput(group: pd.DataFrame, palette: dict, interval: str) -> str:
     """Samples/s with the interval as error bars (`interval` says which: a 95% CI or the within-run
     spread); steps/s where steps are the unit (XOR's latency workloads)."""
     scaled, unit = group, "samples/s"
-    if group["latency_p50_s"].notna().any():
+    if group["latency_p50_s"].notna().any() and group["scenario"].eq("train").all():
         batch = group["throughput"] / group["steps_per_s"]
         columns = ("throughput", "throughput_low", "throughput_high")
         scaled, unit = group.assign(**{c: group[c] / batch for c in columns}), "steps/s"
@@ -115,3 +115,39 @@ def loss_curves(records: list[TrialRecord], palette: dict) -> str:
     ax.legend(fontsize=7, ncols=2, frameon=False)
     return _svg(fig)
 
+
+
+def scaling(group: pd.DataFrame, palette: dict, title: str) -> str:
+    """Two log-log panels for one workload and scenario: samples/s against batch size (one line per
+    framework and width, bars: the interval), and % of the machine's peak against FLOPs per step
+    (a training step or an inference call: per-sample FLOPs x batch), which puts every point of a
+    width or batch sweep on one axis from dispatch-bound to compute-bound."""
+    rows = group[group["throughput"].notna()].copy()
+    rows["flops_step"] = rows["flops_per_sample"].astype(float) * rows["batch_size"].astype(float)
+    widths = sorted(rows["width"].dropna().unique())
+    styles = dict(zip(widths, ("-", "--", ":", "-.") * 4))
+    markers = dict(zip(widths, "osD^v<>p*h" * 2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    for (label, width), line in rows.groupby(["label", rows["width"].fillna(-1)], sort=True):
+        line = line.sort_values("batch_size")
+        tag = label if len(widths) < 2 else f"{label}, width {width:.0f}"
+        values = line["throughput"].to_numpy(float)
+        errors = None
+        if line["throughput_low"].notna().all():
+            errors = [values - line["throughput_low"].to_numpy(float), line["throughput_high"].to_numpy(float) - values]
+        left.errorbar(line["batch_size"].to_numpy(float), values, yerr=errors, color=palette[label],
+                      linestyle=styles.get(width, "-"), marker=markers.get(width, "o"), markersize=3.5,
+                      linewidth=1.2, capsize=2, label=tag)
+    for label, line in rows.groupby("label", sort=True):
+        line = line[line["peak_fraction"].notna()].sort_values("flops_step")
+        if len(line):
+            right.plot(line["flops_step"], line["peak_fraction"] * 100, color=palette[label], marker="o",
+                       markersize=3.5, linewidth=1.2, label=label)
+    left.set(xscale="log", yscale="log", xlabel="batch size (log)", ylabel="samples/s (log)")
+    left.set_title("Throughput against batch size (bars: interval)", loc="left")
+    right.set(xscale="log", yscale="log", xlabel="FLOPs per step or call (log)", ylabel="% of matmul peak (log)")
+    right.set_title("Efficiency against work per step", loc="left")
+    left.legend(fontsize=7, frameon=False)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=10)
+    fig.tight_layout()
+    return _svg(fig)

@@ -11,10 +11,10 @@ import pandas as pd
 from harness.files import BadFile, write_text
 from harness.record import TrialRecord
 from harness.rundir import Manifest
-from reports import export, html
+from reports import export, html, plots, scaling
 from reports.aggregate import BUSY_FRACTION, busy_machine
 from reports.load import load_runs, run_labels
-from reports.names import FILENAMES, FORMATS
+from reports.names import FILENAMES, FORMATS, SCALING_CSV
 from reports.tables import md_text, problems, workload_tables
 
 
@@ -131,6 +131,8 @@ def _all_settings(manifests: list[Manifest | None], records: list[TrialRecord]) 
 def render_markdown(frame: pd.DataFrame, records: list[TrialRecord], manifests: list[Manifest | None],
                     unreadable: list[BadFile] = ()) -> str:
     parts = ["# Benchmark summary", workload_tables(frame, markdown=True)]
+    if scaling.sweeps(frame):
+        parts.append(scaling.markdown_section(frame))
     trouble = problems(frame, markdown=True, unreadable=unreadable)
     if trouble:
         parts += ["## Skipped or failed", trouble + "\n\nFull output of each trial: `logs/<trial>.log`."]
@@ -159,4 +161,13 @@ def write_reports(run_dirs: list[Path], out_dir: Path, formats: tuple[str, ...] 
     written = {}
     for fmt in formats:
         written[fmt] = write_text(out_dir / FILENAMES[fmt], render[fmt](), overwrite=overwrite)
+    if "csv" in formats and scaling.sweeps(frame):  # one long table of every sweep's points
+        written["scaling csv"] = write_text(out_dir / SCALING_CSV, scaling.csv_text(frame), overwrite=overwrite)
+    if "md" in formats:  # the figures summary.md shows (report.html has them inline)
+        palette = plots.colors(frame["label"])
+        for key in scaling.groups(frame):
+            group = frame[(frame["workload"] == key[0]) & (frame["dataset"] == key[1]) & (frame["scenario"] == key[2])]
+            written[f"figure {key}"] = write_text(out_dir / scaling.figure_name(*key),
+                                                  plots.scaling(group, palette, scaling.figure_title(*key)),
+                                                  overwrite=overwrite)
     return written

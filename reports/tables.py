@@ -15,10 +15,15 @@ MEMORY_HEADER = "train mem (peak RSS)"
 HEADERS = ["framework", "version", "status", "samples/s", INTERVAL, "sustained", "vs fastest", "steps/s",
            "first block", "test acc", "to target", MEMORY_HEADER, "GFLOP/s (of peak)"]
 LATENCY_HEADER = "step p50 / p90 / p99"
+# Inference tables (scenario infer): calls of the inference path instead of training steps.
+INFER_HEADERS = ["framework", "version", "status", "samples/s", INTERVAL, "sustained", "vs fastest", "calls/s",
+                 "first call", "call p50 / p90 / p99", "peak RSS", "GFLOP/s (of peak)"]
 # The frame column each header sorts by (HTML report).
 SORT_COLUMNS = dict(zip(HEADERS + [LATENCY_HEADER], [
     "label", "version", "status", "throughput", "throughput_low", "throughput_sustained", "throughput", "steps_per_s",
     "first_block_s", "test_accuracy", "time_to_target_s", "training_memory_bytes", "gflops", "latency_p50_s"]))
+SORT_COLUMNS.update({"calls/s": "steps_per_s", "first call": "first_block_s", "call p50 / p90 / p99": "latency_p50_s",
+                     "peak RSS": "peak_rss_bytes"})
 
 
 REASON_TAIL_LINES = 8  # of a multi-line reason (a crash's last output), shown under its first line
@@ -110,38 +115,54 @@ def _efficiency(row: pd.Series) -> str:
     return f"{rate}{share}"
 
 
+def _inference(frame: pd.DataFrame) -> bool:
+    return bool(frame["scenario"].eq("infer").all()) if len(frame) else False
+
+
 def table_rows(frame: pd.DataFrame, with_latency: bool, markdown: bool = False) -> list[list[str]]:
-    """The display cells of one workload's table, in HEADERS order, one row per frame row (text
+    """The display cells of one case's table, in `table_keys` order, one row per frame row (text
     from records escaped for markdown when `markdown`)."""
     text = md_text if markdown else str
     fastest = frame["throughput"].max()
     mixed = interval_header(frame) not in (CI_95, WITHIN_RUN)
+    infer = _inference(frame)
     rows = []
     for _, row in frame.iterrows():
         relative = "–" if _missing(row["throughput"]) else f"{row['throughput'] / fastest:.2f}×"
         memory = "–" if _missing(row["training_memory_bytes"]) else \
             f"{_mib(row['training_memory_bytes'])} ({_mib(row['peak_rss_bytes'])})"
-        cells = [text(row["label"]), "–" if _missing(row["version"]) else text(row["version"]), text(row["status"]),
-                 _num(row["throughput"]), _interval(row, mixed), _num(row["throughput_sustained"]), relative,
-                 _num(row["steps_per_s"], 1), _seconds(row["first_block_s"]),
-                 _accuracy(row), _to_target(row), memory, _efficiency(row)]
+        latency = " / ".join(_seconds(row[f"latency_p{p}_s"]) for p in (50, 90, 99))
+        head = [text(row["label"]), "–" if _missing(row["version"]) else text(row["version"]), text(row["status"]),
+                _num(row["throughput"]), _interval(row, mixed), _num(row["throughput_sustained"]), relative,
+                _num(row["steps_per_s"], 1), _seconds(row["first_block_s"])]
+        if infer:
+            rows.append(head + [latency, _mib(row["peak_rss_bytes"]), _efficiency(row)])
+            continue
+        cells = head + [_accuracy(row), _to_target(row), memory, _efficiency(row)]
         if with_latency:
-            cells.append(" / ".join(_seconds(row[f"latency_p{p}_s"]) for p in (50, 90, 99)))
+            cells.append(latency)
         rows.append(cells)
     return rows
 
 
+def table_keys(group: pd.DataFrame, with_latency: bool) -> list[str]:
+    """The columns of one case's table, as in HEADERS (the interval unnamed)."""
+    if _inference(group):
+        return list(INFER_HEADERS)
+    return HEADERS + ([LATENCY_HEADER] if with_latency else [])
+
+
 def table_headers(group: pd.DataFrame, with_latency: bool) -> list[str]:
-    return [interval_header(group) if h == INTERVAL else h for h in HEADERS] + ([LATENCY_HEADER] if with_latency else [])
+    return [interval_header(group) if h == INTERVAL else h for h in table_keys(group, with_latency)]
 
 
 def workload_tables(frame: pd.DataFrame, markdown: bool) -> str:
-    """One titled table per (workload, dataset), fastest first."""
+    """One titled table per case (workload, scenario, shape) and dataset, fastest first."""
     parts = []
-    for (workload, dataset), group in frame.groupby(["workload", "dataset"], sort=True):
+    for (case, dataset), group in frame.groupby(["case", "dataset"], sort=False):
         with_latency = group["latency_p50_s"].notna().any()
         headers = table_headers(group, with_latency)
-        title = f"### {md_text(workload)} on {md_text(dataset)}" if markdown else f"{workload} on {dataset}"
+        title = f"### {md_text(case)} on {md_text(dataset)}" if markdown else f"{case} on {dataset}"
         table = tabulate(table_rows(group, with_latency, markdown), headers=headers, tablefmt="github" if markdown else "simple",
                          disable_numparse=True, colalign=("left", "left", "left") + ("right",) * (len(headers) - 3))
         parts.append(f"{title}\n\n{table}" if markdown else f"{title}\n{table}")
@@ -156,7 +177,7 @@ def problems(frame: pd.DataFrame, markdown: bool, unreadable: list[BadFile] = ()
     lines = []
     for _, row in bad.iterrows():
         first, tail = reason_lines(row["reason"])
-        item = f"{text(row['label'])} / {text(row['workload'])} ({text(row['dataset'])}): {text(row['status'])}: {text(first)}"
+        item = f"{text(row['label'])} / {text(row['case'])} ({text(row['dataset'])}): {text(row['status'])}: {text(first)}"
         lines.append(("- " if markdown else "  ") + item)
         if tail:
             lines.append(md_code_block("\n".join(tail), "  ") if markdown else "\n".join("      " + t for t in tail))

@@ -38,3 +38,15 @@ class PlainTorchAdam(PyTorchAdapter):
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=opt.learning_rate,
                                               betas=(opt.beta1, opt.beta2), eps=opt.eps)
         return result
+
+
+class FreshInferenceModel(PyTorchAdapter):
+    """Right training model, but inference runs a module built anew (PyTorch's own random
+    initialisation), not the one the spec's weights were loaded into: only the inference path shows it."""
+
+    def stage_inference(self, x):
+        from adapters.pytorch import build_module
+
+        settings = super().stage_inference(x)
+        self.infer_model = build_module(self.spec).to(self.dev).eval()
+        return settings

@@ -94,6 +94,15 @@ class NumpyAdapter(Adapter):
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self._forward(x)[0]
 
+    def stage_inference(self, x: np.ndarray) -> dict[str, Any]:
+        size = self.spec.batch_size
+        self.batches = [x[i:i + size] for i in range(0, len(x) - size + 1, size)]
+        self.n_batches = len(self.batches)
+        return {"inference": "numpy forward"}
+
+    def infer(self, i: int) -> np.ndarray:
+        return self._forward(self.batches[i])[0]
+
 
 class RaiseInBuild(NumpyAdapter):
     def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> None:
@@ -173,3 +182,14 @@ class CacheProbe(NumpyAdapter):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "compiled-graph").write_text("a compiled graph")
         return {**super().setup(), "cache_dir": str(folder), "cache_was_empty": empty}
+
+
+
+class ProbabilitiesInference(NumpyAdapter):
+    """Trains right, but its inference path returns the output function's probabilities instead of
+    the logits the spec's model emits: only the inference scenario's check against the NumPy
+    reference can see it."""
+
+    def infer(self, i: int) -> np.ndarray:
+        logits = super().infer(i)
+        return 1 / (1 + np.exp(-logits))

@@ -64,3 +64,22 @@ def test_screenshot_is_not_blank(report, tmp_path):
     not_white = (pixels < 0.95).any(axis=2).mean()
     assert not_white > 0.03, f"only {not_white:.1%} of the page is not white"
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # text, bars and lines in several colors
+
+
+def test_the_scaling_section_renders_its_figure_and_tables(tmp_path):
+    from tests.test_inference import _sweep_records
+
+    run = tmp_path / "run"
+    (run / "records").mkdir(parents=True)
+    for record in _sweep_records():
+        (run / "records" / f"{record.trial_id}.json").write_text(json.dumps(record.to_dict()))
+    page = write_reports([run], run, ("html",))["html"]
+    result = chromium(tmp_path, page.as_uri(), "--dump-dom")
+    console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, "\n".join(console)
+    dom = result.stdout
+    assert 'data-ready="1"' in dom
+    section = dom[dom.index("Scaling: mnist_mlp inference on mnist</h2>"):]
+    assert "The fastest framework changes at batch 32" in section
+    assert section.index("<svg") < section.index('<table class="sweep">')  # the figure, then the sweep's table
+    assert len(re.findall(r"<path", section.split("</figure>")[0])) > 20  # lines, markers and axes drawn

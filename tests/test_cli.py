@@ -22,8 +22,10 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("args, message", [
     (["run", "-f", "pytorh"], "unknown framework 'pytorh'; choose from: all, jax, jax:all, keras, keras:all, "
-                              "keras:jax, keras:jax-nojit, keras:jax-onbatch, keras:tensorflow, keras:tensorflow-jit, "
-                              "keras:tensorflow-onbatch, keras:torch, keras:torch-jit, keras:torch-onbatch, mxnet, mxnet:all, mxnet:hybrid, pytorch, pytorch:all, "
+                              "keras:jax, keras:jax-call, keras:jax-nojit, keras:jax-onbatch, keras:tensorflow, "
+                              "keras:tensorflow-call, keras:tensorflow-jit, keras:tensorflow-onbatch, keras:torch, "
+                              "keras:torch-call, keras:torch-jit, keras:torch-onbatch, mxnet, mxnet:all, mxnet:hybrid, "
+                              "pytorch, pytorch:all, "
                               "pytorch:compile, tensorflow, tensorflow:all, tensorflow:xla, theano, theano:all"),
     (["run", "-f", "keras:theano"], "unknown framework 'keras:theano'; choose from: all, jax, jax:all, keras,"),
     (["run", "-w", "mnist"], "unknown workload 'mnist'; choose from: xor, mnist_mlp, mnist_cnn"),

@@ -14,7 +14,9 @@ from workloads import WORKLOADS, dataset_for
 
 pytestmark = pytest.mark.framework
 
-VARIANTS = [(f.name, v) for f in FRAMEWORKS.values() for v in f.variants]
+# Variants that train (an inference-only one, keras:*-call, is skipped in training; the equivalence
+# tests check its inference path, tests/test_inference.py its trials).
+VARIANTS = [(f.name, v) for f in FRAMEWORKS.values() for v in f.variants if v not in f.inference_only]
 _records: dict[tuple[str, str, str], TrialRecord] = {}
 
 

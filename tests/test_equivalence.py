@@ -56,9 +56,18 @@ def test_a_transposed_weight_is_named():
     broken = equivalence.run_probe("pytorch", "default", ["mnist_mlp"], sys.executable,
                                    adapter="tests.broken_adapters:TransposedKernel")
     problems = equivalence.model_problems(broken, "mnist_mlp")
-    assert len(problems) == 1
+    assert len(problems) == 2, problems  # the first layer that differs, and the inference path's output
     assert problems[0].startswith("pytorch mnist_mlp: layer 3 (dense 512) output differs from the NumPy "
                                   "reference by up to"), problems
+    assert "the inference path's output differs from the NumPy reference" in problems[1]
+
+
+@needs_torch
+def test_an_inference_path_with_other_weights_is_named():
+    broken = equivalence.run_probe("pytorch", "default", ["mnist_mlp"], sys.executable,
+                                   adapter="tests.broken_adapters:FreshInferenceModel")
+    problems = equivalence.model_problems(broken, "mnist_mlp")
+    assert len(problems) == 1 and "the inference path's output differs from the NumPy reference" in problems[0], problems
 
 
 @needs_torch

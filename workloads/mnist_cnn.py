@@ -24,4 +24,5 @@ SPEC = WorkloadSpec(
     test_samples={"smoke": 256, "ci": 1000},
     evals_per_epoch=4,
     datasets=("mnist", "fashion_mnist"),
+    width_layers="conv2d",  # --width: the second convolution's filters (64 here; the first has half)
 )

@@ -18,4 +18,5 @@ SPEC = WorkloadSpec(
     test_samples={"smoke": 256, "ci": 1000},
     evals_per_epoch=4,
     datasets=("mnist", "fashion_mnist"),
+    width_layers="dense",  # --width: the hidden layers' units (512 here)
 )

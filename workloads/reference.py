@@ -12,6 +12,9 @@ import numpy as np
 
 from workloads.spec import Layer, WorkloadSpec
 
+# How far a framework's forward output may be from this reference: relative to the largest
+# reference value (at least 1); float32 rounding of these models stays far below it.
+FORWARD_TOLERANCE = 1e-4
 XOR_POINTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 XOR_LABELS = np.array([0, 1, 1, 0], dtype=np.float32)
 
@@ -82,6 +85,13 @@ def activations(spec: WorkloadSpec, weights: Sequence[np.ndarray], x: np.ndarray
 
 def forward(spec: WorkloadSpec, weights: Sequence[np.ndarray], x: np.ndarray) -> np.ndarray:
     return activations(spec, weights, x)[-1]
+
+
+def forward_error(spec: WorkloadSpec, weights: Sequence[np.ndarray], x: np.ndarray, got: np.ndarray) -> float:
+    """A framework's outputs `got` for inputs `x` against this reference: the largest difference,
+    relative to the largest reference value (at least 1); compare with FORWARD_TOLERANCE."""
+    expected = forward(spec, weights, x)
+    return float(np.max(np.abs(np.asarray(got, np.float64) - expected)) / max(1.0, float(np.max(np.abs(expected)))))
 
 
 def loss(spec: WorkloadSpec, logits: np.ndarray, y: np.ndarray) -> float:

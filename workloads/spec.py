@@ -7,6 +7,7 @@ environment, including the old-NumPy ones).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -102,6 +103,12 @@ class WorkloadSpec:
     evals_per_epoch: int = 1  # evaluation points per epoch (untimed), for time-to-accuracy
     latency_steps: int = 0  # after training, this many steps timed one by one (short steps only)
     datasets: tuple[str, ...] = ()
+    # The width axis of a sweep (`--width`): which hidden layers it sizes ("dense": units,
+    # "conv2d": filters; the output layer never) and what a width names, the size of the widest of
+    # them (the others keep their proportion). None: the workload has one shape.
+    width_layers: str | None = None
+    # The batch-size axis (`--batch-size`): False where the batch is the whole dataset (XOR).
+    batch_axis: bool = True
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -109,6 +116,44 @@ class WorkloadSpec:
         missing = [p for p in PROFILES if p not in self.epochs]
         if missing:
             raise ValueError(f"workload {self.name!r} has no epochs for profile(s) {missing}")
+
+    # ---- sweep axes --------------------------------------------------------------------------
+    @property
+    def width(self) -> int | None:
+        """The size the width axis names for this spec (None where it has no width axis)."""
+        sizes = self._width_sizes()
+        return max(sizes) if sizes else None
+
+    def _width_sizes(self) -> list[int]:
+        if not self.width_layers:
+            return []
+        last_weighted = max(i for i, layer in enumerate(self.layers) if layer.has_weights)
+        return [layer.units or layer.filters for i, layer in enumerate(self.layers)
+                if layer.kind == self.width_layers and i != last_weighted]
+
+    def resized(self, width: int | None = None, batch_size: int | None = None) -> "WorkloadSpec":
+        """This workload at another width and/or batch size (None keeps it): the same recipe, with
+        the layer sizes, parameter counts, FLOPs and initial weights that follow from the new shape."""
+        spec = self
+        if batch_size is not None and batch_size != self.batch_size:
+            if batch_size < 1 or not self.batch_axis:
+                raise ValueError(f"workload {self.name!r} cannot take batch size {batch_size}"
+                                 + ("" if self.batch_axis else ": its batch is the whole dataset"))
+            spec = dataclasses.replace(spec, batch_size=batch_size)
+        if width is not None and width != self.width:
+            if not self.width_layers or width < 1:
+                raise ValueError(f"workload {self.name!r} cannot take width {width}"
+                                 + ("" if self.width_layers else ": it has no width axis"))
+            base = self.width
+            last_weighted = max(i for i, layer in enumerate(self.layers) if layer.has_weights)
+            layers = []
+            for i, layer in enumerate(self.layers):
+                if layer.kind == self.width_layers and i != last_weighted:
+                    size = max(1, round((layer.units or layer.filters) * width / base))
+                    layer = dataclasses.replace(layer, **{"units" if layer.kind == "dense" else "filters": size})
+                layers.append(layer)
+            spec = dataclasses.replace(spec, layers=tuple(layers))
+        return spec
 
     # ---- shapes and sizes -------------------------------------------------------------------
     @property

@@ -22,4 +22,5 @@ SPEC = WorkloadSpec(
     # A step is a fraction of a millisecond: its latency distribution is measured apart.
     latency_steps=1000,
     datasets=("xor",),
+    batch_axis=False,  # the four points are the batch
 )

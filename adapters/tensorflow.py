@@ -127,6 +127,8 @@ class TensorFlowAdapter(Adapter):
         return {"inference": f"tf.function of the forward pass{', jit_compile=True' if self.variant == 'xla' else ''}"}
 
     def infer(self, i: int) -> tf.Tensor:
+        if self.device != "cuda":  # a device scope costs about 20 us a call (4% of a batch-1 call here)
+            return self._infer(self.batches[i])
         with tf.device(self.tf_device):
             return self._infer(self.batches[i])
 

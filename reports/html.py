@@ -182,7 +182,7 @@ def _scaling_sections(frame: pd.DataFrame, palette: dict) -> tuple[list[str], li
         name = f"{workload} {scaling.SCENARIO_NAMES.get(scenario, scenario)} on {dataset}"
         anchor = _e("s-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", name))
         group = frame[(frame["workload"] == workload) & (frame["dataset"] == dataset) & (frame["scenario"] == scenario)]
-        verdict = " ".join(f"<b>{_e(s.title)}</b>: {_e(scaling.crossovers(s))}" for s in mine)
+        verdict = " ".join(f"<b>{_e(s.title)}</b>: {_e(scaling.verdict(s))}" for s in mine)
         tables = "".join(f"<h3>{_e(s.title)}</h3>{_sweep_table(s)}" for s in mine)
         links.append(f"<a href=\"#{anchor}\">scaling: {_e(name)}</a>")
         sections.append(f"<section class=scaling><h2 id=\"{anchor}\">Scaling: {_e(name)}</h2>"

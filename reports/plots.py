@@ -118,36 +118,43 @@ def loss_curves(records: list[TrialRecord], palette: dict) -> str:
 
 
 def scaling(group: pd.DataFrame, palette: dict, title: str) -> str:
-    """Two log-log panels for one workload and scenario: samples/s against batch size (one line per
-    framework and width, bars: the interval), and % of the machine's peak against FLOPs per step
-    (a training step or an inference call: per-sample FLOPs x batch), which puts every point of a
-    width or batch sweep on one axis from dispatch-bound to compute-bound."""
+    """Two log-log panels for one workload and scenario: samples/s against batch size, and % of the
+    machine's peak against FLOPs per step (a training step or an inference call: per-sample FLOPs x
+    batch), which puts every point of a width or batch sweep on one axis from dispatch-bound to
+    compute-bound. One line per framework (color) and width (line style), bars: the interval."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
     rows = group[group["throughput"].notna()].copy()
     rows["flops_step"] = rows["flops_per_sample"].astype(float) * rows["batch_size"].astype(float)
     widths = sorted(rows["width"].dropna().unique())
     styles = dict(zip(widths, ("-", "--", ":", "-.") * 4))
     markers = dict(zip(widths, "osD^v<>p*h" * 2))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.9))
     for (label, width), line in rows.groupby(["label", rows["width"].fillna(-1)], sort=True):
         line = line.sort_values("batch_size")
         tag = label if len(widths) < 2 else f"{label}, width {width:.0f}"
+        style = {"color": palette[label], "linestyle": styles.get(width, "-"), "marker": markers.get(width, "o"),
+                 "markersize": 3.5, "linewidth": 1.2}
         values = line["throughput"].to_numpy(float)
         errors = None
         if line["throughput_low"].notna().all():
             errors = [values - line["throughput_low"].to_numpy(float), line["throughput_high"].to_numpy(float) - values]
-        left.errorbar(line["batch_size"].to_numpy(float), values, yerr=errors, color=palette[label],
-                      linestyle=styles.get(width, "-"), marker=markers.get(width, "o"), markersize=3.5,
-                      linewidth=1.2, capsize=2, label=tag)
-    for label, line in rows.groupby("label", sort=True):
-        line = line[line["peak_fraction"].notna()].sort_values("flops_step")
-        if len(line):
-            right.plot(line["flops_step"], line["peak_fraction"] * 100, color=palette[label], marker="o",
-                       markersize=3.5, linewidth=1.2, label=label)
+        left.errorbar(line["batch_size"].to_numpy(float), values, yerr=errors, capsize=2, label=tag, **style)
+        efficient = line[line["peak_fraction"].notna()].sort_values("flops_step")
+        if len(efficient):
+            right.plot(efficient["flops_step"], efficient["peak_fraction"] * 100, **style)
+    batches = sorted(rows["batch_size"].dropna().unique())
     left.set(xscale="log", yscale="log", xlabel="batch size (log)", ylabel="samples/s (log)")
+    left.set_xticks(batches, [f"{b:.0f}" for b in batches])
+    left.xaxis.set_minor_formatter(NullFormatter())
+    left.yaxis.set_major_formatter(ScalarFormatter())
     left.set_title("Throughput against batch size (bars: interval)", loc="left")
     right.set(xscale="log", yscale="log", xlabel="FLOPs per step or call (log)", ylabel="% of matmul peak (log)")
+    right.yaxis.set_major_formatter(ScalarFormatter())
     right.set_title("Efficiency against work per step", loc="left")
-    left.legend(fontsize=7, frameon=False)
+    handles, labels = left.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncols=min(len(labels), 3), fontsize=7, frameon=False,
+               bbox_to_anchor=(0.5, -0.02 - 0.045 * ((len(labels) + 2) // 3)))
     fig.suptitle(title, x=0.01, ha="left", fontsize=10)
     fig.tight_layout()
     return _svg(fig)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 from tabulate import tabulate
 
+from reports.aggregate import CI_95
 from reports.tables import md_text
 
 AXES = {"batch_size": "batch", "width": "width"}
@@ -88,7 +89,32 @@ def crossovers(sweep: Sweep) -> str:
             close.append(f"{name} {point} ({row['label']} and {second['label']} within their intervals)")
     changes = ", ".join(f"{name} {b[1]}" for a, b in zip(runs, runs[1:]))
     text = f"The fastest framework changes at {changes}: " + "; ".join(spans) + "."
-    return text + (" Not resolved at " + "; ".join(close) + "." if close else "")
+    text += " Not resolved at " + "; ".join(close) + "." if close else ""
+    if (sweep.rows["throughput_interval"] != CI_95).any():
+        text += (" One process per point: its interval is the spread within that run, so whether a crossover "
+                 "holds in another run needs --repeats 3.")
+    return text
+
+
+def missed_targets(sweep: Sweep) -> str:
+    """Training points whose final accuracy is below the workload's target (the recipe is the same
+    at every batch size and width, the learning rate too, so a point may need more epochs): '' if none."""
+    rows = sweep.rows[(sweep.rows["scenario"] == "train") & sweep.rows["target_accuracy"].notna()
+                      & (sweep.rows["test_accuracy"] < sweep.rows["target_accuracy"])]
+    if rows.empty:
+        return ""
+    points = {}
+    for _, r in rows.iterrows():
+        points.setdefault(int(r[sweep.axis]), []).append(f"{r['label']} {r['test_accuracy']:.4f}")
+    target = float(rows["target_accuracy"].iloc[0])
+    return (f"Below the target accuracy ({target:g}) where training stopped, with the same recipe (learning rate "
+            f"included) at every point: " + "; ".join(f"{AXES[sweep.axis]} {p}: {', '.join(v)}"
+                                                       for p, v in sorted(points.items())) + ".")
+
+
+def verdict(sweep: Sweep) -> str:
+    """What a sweep's reader needs in one go: the crossovers, then any point below the target."""
+    return " ".join(part for part in (crossovers(sweep), missed_targets(sweep)) if part)
 
 
 def cell(row: pd.Series | None) -> str:
@@ -145,13 +171,13 @@ def markdown_section(frame: pd.DataFrame) -> str:
     for key in groups(frame):
         parts.append(f"![{md_text(figure_title(*key))}]({figure_name(*key)})")
         for sweep in (s for s in found if (s.workload, s.dataset, s.scenario) == key):
-            parts += [f"### {md_text(sweep.title)}", sweep_table(sweep, markdown=True), md_text(crossovers(sweep))]
+            parts += [f"### {md_text(sweep.title)}", sweep_table(sweep, markdown=True), md_text(verdict(sweep))]
     return "\n\n".join(parts)
 
 
 def text_section(frame: pd.DataFrame) -> str:
     """The sweeps for the terminal: each one's table and crossovers; '' without sweeps."""
-    return "\n\n".join(f"{s.title}\n{sweep_table(s, markdown=False)}\n{crossovers(s)}" for s in sweeps(frame))
+    return "\n\n".join(f"{s.title}\n{sweep_table(s, markdown=False)}\n{verdict(s)}" for s in sweeps(frame))
 
 
 CSV_COLUMNS = ["sweep", "workload", "dataset", "scenario", "axis", "point", "fixed_axis", "fixed", "label",

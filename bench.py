@@ -273,10 +273,16 @@ def cmd_list() -> int:
     for spec in WORKLOADS.values():
         epochs = ", ".join(f"{p} {spec.epochs[p]}" for p in PROFILES)
         targets = ", ".join(f"{d} {t:g}" for d, t in spec.target_accuracy.items())
-        print(f"  {spec.name:<10} {spec.description}\n  {'':<10} epochs: {epochs}; target accuracy: {targets}")
+        axes = (f"--batch-size (its own: {spec.batch_size})" if spec.batch_axis else "no batch axis (the batch is the data)") \
+            + (f", --width (its own: {spec.width} {'hidden units' if spec.width_layers == 'dense' else 'filters'})"
+               if spec.width_layers else ", no width axis")
+        print(f"  {spec.name:<10} {spec.description}\n  {'':<10} epochs: {epochs}; target accuracy: {targets}"
+              f"\n  {'':<10} sweeps: {axes}")
     print("\nProfiles: smoke (a few hundred samples, for tests), ci (a few seconds of steady state a trial, for a "
           "regression gate), quick (default: reaches the targets), full (published-style epochs)")
     print(f"Datasets for the image workloads (--dataset): {', '.join(IMAGE_DATASETS)}")
+    print(f"Scenarios (--scenario): train (default), infer (batch sizes {','.join(map(str, INFER_BATCH_SIZES))} "
+          "unless --batch-size says otherwise)")
     return 0
 
 

@@ -66,9 +66,11 @@ def run_probe(framework: str, variant: str, workloads: list[str], python: str, t
     result = Probe(framework, variant)
     with scratch.folder("probe", framework) as tmp:
         request = Path(tmp) / "request.json"
+        info = FRAMEWORKS.get(framework)
         request.write_text(json.dumps({"framework": framework, "variant": variant, "workloads": workloads,
                                        "adapter": adapter or FRAMEWORKS[framework].adapter, "threads": threads,
-                                       "seed": seed, "steps": steps}))
+                                       "seed": seed, "steps": steps,
+                                       "inference_only": bool(info and variant in info.inference_only)}))
         try:
             proc = subprocess.run([python, "-m", "harness.probe", str(request), tmp], cwd=PROJECT_ROOT,
                                   env=child_env(framework, variant, "cpu", threads), capture_output=True,
@@ -109,7 +111,10 @@ def model_problems(probe: Probe, workload: str, seed: int = 0) -> list[str]:
         problems.append(f"{where}: {int(arrays['param_count'])} parameters; the spec has {spec.param_count()}")
     x = reference.forward_batch(spec, seed)
     expected_all = reference.activations(spec, spec.init_weights(seed), x)
-    for cut in cut_points(spec):
+    # An inference-only variant (keras:*-call) is probed on its inference path alone (no layers, no
+    # losses): its layers and its training are those of the variant it calls into, probed as that one.
+    full = "losses" in arrays
+    for cut in cut_points(spec) if full else []:
         expected = expected_all[cut - 1].reshape(len(x), -1)
         got = arrays[f"layer{cut}"].reshape(len(x), -1) if arrays[f"layer{cut}"].size == expected.size else None
         if got is None:
@@ -139,7 +144,8 @@ def model_problems(probe: Probe, workload: str, seed: int = 0) -> list[str]:
 def loss_problems(probes: list[Probe], workload: str, seed: int = 0) -> list[str]:
     """First-step loss against the reference; later steps against the median of all probes."""
     spec = get_workload(workload)
-    losses = {p.label: p.arrays[workload]["losses"] for p in probes if workload in p.arrays}
+    losses = {p.label: p.arrays[workload]["losses"] for p in probes
+              if workload in p.arrays and "losses" in p.arrays[workload]}  # inference-only variants have none
     if not losses:
         return []
     x, y = reference.probe_batches(spec, seed, 1)[0]

@@ -31,14 +31,17 @@ def cut_points(spec: WorkloadSpec) -> list[int]:
     return [i + 1 for i, layer in enumerate(spec.layers) if layer.kind in CUT_KINDS]
 
 
-def probe(adapter_cls: type, variant: str, threads: int, workload: str, seed: int, steps: int) -> dict:
+def probe(adapter_cls: type, variant: str, threads: int, workload: str, seed: int, steps: int,
+          inference_only: bool = False) -> dict:
+    """The arrays of one workload; `inference_only`: the parameter count and the inference path's
+    output alone (a variant that is an inference path of another, which has no training)."""
     spec = get_workload(workload)
     weights = spec.init_weights(seed)
     # The forward batch has the training batch's shape: compiling variants (torch.compile behind
     # Keras) would otherwise see a new batch size, recompile with dynamic shapes, and measure that.
     x_fixed = reference.forward_batch(spec, seed)
     out: dict = {}
-    for cut in cut_points(spec):
+    for cut in [] if inference_only else cut_points(spec):
         adapter = adapter_cls(variant, "cpu", threads)
         adapter.setup()
         adapter.build(reference.prefix(spec, cut), reference.weights_for(spec, weights, cut))
@@ -50,6 +53,9 @@ def probe(adapter_cls: type, variant: str, threads: int, workload: str, seed: in
     handle = adapter.infer(0)
     adapter.wait([handle])
     out["inference"] = np.asarray(adapter.outputs(handle), np.float32)
+    if inference_only:
+        out["param_count"] = np.array(adapter.param_count())
+        return out
     adapter = adapter_cls(variant, "cpu", threads)
     adapter.setup()
     adapter.build(spec, weights)
@@ -74,7 +80,7 @@ def main(argv: list[str]) -> int:
     for workload in request["workloads"]:
         try:
             arrays = probe(adapter_cls, request["variant"], request["threads"], workload, request["seed"],
-                           request["steps"])
+                           request["steps"], request.get("inference_only", False))
             np.savez(out_dir / f"{workload}.npz", **arrays)
         except Exception as exc:  # noqa: BLE001 - reported per workload, the others still run
             traceback.print_exc()

@@ -19,7 +19,7 @@ from adapters import ENVIRONMENTS, FRAMEWORKS, all_labels, environment_of, insta
 from harness import envs
 from harness.files import BadFile, WouldOverwrite, describe_os_error, write_text
 from harness.launch import Interrupted
-from harness.plan import INFER_BATCH_SIZES, MAX_SWEEP_SIZE, RunOptions, options_problem, threads_problem
+from harness.plan import INFER_BATCH_SIZES, RunOptions, size_problem, threads_problem, width_problem
 from harness.rundir import RunDir
 from harness.prepare import RunError
 from harness.record import EXECUTORS, SCENARIOS
@@ -115,8 +115,8 @@ def _sizes(text: str) -> tuple[int, ...]:
             value = int(part.strip())
         except ValueError:
             raise argparse.ArgumentTypeError(f"{part.strip()!r} is not a whole number; give sizes as 32,128,512") from None
-        if not 1 <= value <= MAX_SWEEP_SIZE:
-            raise argparse.ArgumentTypeError(f"{value} is out of range; use whole numbers from 1 to {MAX_SWEEP_SIZE}")
+        if size_problem(value):
+            raise argparse.ArgumentTypeError(size_problem(value))
         values.append(value)
     return tuple(dict.fromkeys(values))
 
@@ -321,9 +321,9 @@ def _interrupted(exc: Interrupted) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     command = shlex.join(["bench.py"] + sys.argv[1:])
     options = None if args.resume else _options(args)
-    problem = options_problem(options) if options else None
-    if problem:
-        raise fail(problem.replace("widths: ", "--width: ", 1), 2)
+    problem = width_problem(options.workloads, options.widths) if options else None
+    if problem:  # the one problem of these options that no single argument shows
+        raise fail(f"--width: {problem}", 2)
     try:
         outcome = carry_out(options, args.out.absolute(),
                             args.resume.absolute() if args.resume else None, envs.base_dir(args.env_dir),

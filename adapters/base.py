@@ -123,6 +123,11 @@ def split_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> list[tuple[n
     return [(x[i * batch_size:(i + 1) * batch_size], y[i * batch_size:(i + 1) * batch_size]) for i in range(n)]
 
 
+def split_inputs(x: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Full batches of inputs (views), in order; a trailing partial batch is dropped (inference)."""
+    return [x[i:i + batch_size] for i in range(0, len(x) - batch_size + 1, batch_size)]
+
+
 def channels_first_weights(spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> tuple[list[np.ndarray], bool]:
     """For adapters that keep images NCHW (MXNet, Theano): the spec's weights with the kernel of the dense layer
     that a flatten feeds (through elementwise layers only) reordered from the spec's (h, w, c) rows

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from adapters.base import Adapter, SkipTrial, split_batches
+from adapters.base import Adapter, SkipTrial, split_batches, split_inputs
 from workloads.spec import WorkloadSpec
 
 
@@ -128,7 +128,7 @@ class JaxAdapter(Adapter):
 
     def stage_inference(self, x: np.ndarray) -> dict[str, Any]:
         size = self.spec.batch_size
-        self.batches = [jax.device_put(x[i:i + size], self.dev) for i in range(0, len(x) - size + 1, size)]
+        self.batches = [jax.device_put(xb, self.dev) for xb in split_inputs(x, size)]
         jax.block_until_ready(self.batches)
         self.n_batches = len(self.batches)
         return {"inference": "jax.jit of the forward pass"}

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from adapters.base import Adapter, SkipTrial, split_batches
+from adapters.base import Adapter, SkipTrial, split_batches, split_inputs
 from workloads.spec import ACTIVATIONS, WorkloadSpec
 
 
@@ -235,7 +235,7 @@ class KerasAdapter(Adapter):
         self.n_batches = len(x) // size
         if self.call:
             convert = keras.ops.convert_to_tensor
-            self.batches = [convert(x[i * size:(i + 1) * size]) for i in range(self.n_batches)]
+            self.batches = [convert(xb) for xb in split_inputs(x, size)]
             self._wait_for_copies()
             return {"inference": "model(x, training=False) on backend tensors, one call per batch"}
         self.inputs = np.ascontiguousarray(x[:self.n_batches * size])

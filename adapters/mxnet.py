@@ -13,7 +13,7 @@ import numpy as np
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
-from adapters.base import Adapter, SkipTrial, channels_first_weights, hwio_to_oihw, split_batches
+from adapters.base import Adapter, SkipTrial, channels_first_weights, hwio_to_oihw, split_batches, split_inputs
 from workloads.spec import WorkloadSpec
 
 
@@ -148,7 +148,7 @@ class MXNetAdapter(Adapter):
 
     def stage_inference(self, x: np.ndarray) -> dict[str, Any]:
         size = self.spec.batch_size
-        self.batches = [self._inputs(x[i:i + size]) for i in range(0, len(x) - size + 1, size)]
+        self.batches = [self._inputs(xb) for xb in split_inputs(x, size)]
         self.n_batches = len(self.batches)
         mx.nd.waitall()
         mode = "hybridized (static_alloc, static_shape)" if self.variant == "hybrid" else "imperative"

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adapters.base import Adapter, SkipTrial, hwio_to_oihw, split_batches
+from adapters.base import Adapter, SkipTrial, hwio_to_oihw, split_batches, split_inputs
 from workloads.spec import WorkloadSpec
 
 
@@ -149,7 +149,7 @@ class PyTorchAdapter(Adapter):
 
     def stage_inference(self, x: np.ndarray) -> dict[str, Any]:
         size = self.spec.batch_size
-        self.batches = [self._inputs(x[i:i + size]) for i in range(0, len(x) - size + 1, size)]
+        self.batches = [self._inputs(xb) for xb in split_inputs(x, size)]
         self.n_batches = len(self.batches)
         self.model.eval()
         # The compiled variant compiles the module for inference (a graph of its own: no autograd).

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from adapters.base import Adapter, SkipTrial, split_batches
+from adapters.base import Adapter, SkipTrial, split_batches, split_inputs
 from workloads.spec import WorkloadSpec
 
 _ACTIVATIONS = {"relu": tf.nn.relu, "tanh": tf.nn.tanh, "sigmoid": tf.nn.sigmoid}
@@ -117,7 +117,7 @@ class TensorFlowAdapter(Adapter):
     def stage_inference(self, x: np.ndarray) -> dict[str, Any]:
         size = self.spec.batch_size
         with tf.device(self.tf_device):
-            self.batches = [tf.identity(x[i:i + size]) for i in range(0, len(x) - size + 1, size)]
+            self.batches = [tf.identity(xb) for xb in split_inputs(x, size)]
         if self.device == "cuda":
             tf.test.experimental.sync_devices()
         self.n_batches = len(self.batches)

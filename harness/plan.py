@@ -50,6 +50,20 @@ def threads_problem(threads: int) -> str | None:
             f"({', '.join(map(str, cores))}); choose 1 to {len(cores)}")
 
 
+def size_problem(value: int) -> str | None:
+    """Why `value` cannot be a batch size or width of a sweep, or None."""
+    return None if 1 <= value <= MAX_SWEEP_SIZE else f"{value} is out of range; use whole numbers from 1 to {MAX_SWEEP_SIZE}"
+
+
+def width_problem(workloads: tuple[str, ...], widths: tuple[int, ...]) -> str | None:
+    """Why a width sweep cannot apply to these workloads (all of them when none is named), or None."""
+    names = workloads or tuple(WORKLOADS)
+    if not widths or any(get_workload(n).width_layers for n in names):
+        return None
+    return (f"none of the workloads ({', '.join(names)}) has a width axis; use "
+            f"{', '.join(n for n, w in WORKLOADS.items() if w.width_layers)}")
+
+
 def options_problem(options: RunOptions) -> str | None:
     """The first option that no run can have, as 'name: problem', or None. (Threads above this
     machine's cores are checked when a run starts: a manifest may come from a bigger machine.)"""
@@ -71,14 +85,12 @@ def options_problem(options: RunOptions) -> str | None:
         bad = next((s for s in options.scenarios if s not in SCENARIOS), "")
         return f"scenarios: {bad!r} is not one of {', '.join(SCENARIOS)}"
     for name, values in (("batch_sizes", options.batch_sizes), ("widths", options.widths)):
-        bad = next((v for v in values if not 1 <= v <= MAX_SWEEP_SIZE), None)
-        if bad is not None:
-            return f"{name}: {bad} is out of range; use whole numbers from 1 to {MAX_SWEEP_SIZE}"
-    if options.widths:
-        names = options.workloads or tuple(WORKLOADS)
-        if not any(get_workload(n).width_layers for n in names):
-            return (f"widths: none of the workloads ({', '.join(names)}) has a width axis; use "
-                    f"{', '.join(n for n, w in WORKLOADS.items() if w.width_layers)}")
+        problem = next((p for p in map(size_problem, values) if p), None)
+        if problem:
+            return f"{name}: {problem}"
+    problem = width_problem(options.workloads, options.widths)
+    if problem:
+        return f"widths: {problem}"
     if not 0 <= options.seed <= MAX_SEED:
         return f"seed: {options.seed} is out of range; use 0 to {MAX_SEED}"
     if options.timeout_s is not None and not (math.isfinite(options.timeout_s) and options.timeout_s > 0):

@@ -25,7 +25,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process: alive
-        return True
+        pass
     return True
 
 
@@ -51,7 +51,8 @@ def sweep(root: Path | None = None) -> list[Path]:
 
 
 def make(kind: str, label: str = "", root: Path | None = None) -> Path:
-    """A new scratch folder `dlbench-<kind>-<pid>-<label>-XXXX`, after sweeping the orphaned ones."""
+    """A new scratch folder `dlbench-<kind>-<pid>-<label>-<random suffix from mkdtemp>`, after
+    sweeping the orphaned ones."""
     sweep(root)
     return Path(tempfile.mkdtemp(prefix=f"{PREFIX}{kind}-{os.getpid()}-{label + '-' if label else ''}",
                                  dir=root))

@@ -210,8 +210,8 @@ def infer(adapter: Adapter, spec: WorkloadSpec, data: TrainingData, weights: lis
     handle = adapter.infer(0)
     adapter.wait([handle])
     record.first_block = Block(epoch=0, first_step=0, steps=1, seconds=time.perf_counter() - t0)
-    record.reference_error = reference.forward_error(spec, weights, reference_inputs,
-                                                     np.asarray(adapter.outputs(handle))[:rows])
+    record.reference_error = reference.relative_error(reference.forward(spec, weights, reference_inputs),
+                                                      np.asarray(adapter.outputs(handle))[:rows])
     if not record.reference_error <= reference.FORWARD_TOLERANCE:
         raise RuntimeError(f"the inference path's outputs differ from the NumPy reference by "
                            f"{record.reference_error:.3g} (relative to the largest output; the tolerance is "
@@ -244,6 +244,9 @@ def infer(adapter: Adapter, spec: WorkloadSpec, data: TrainingData, weights: lis
 
 
 def run(trial: TrialSpec, record: TrialRecord, progress: Progress) -> None:
+    info = FRAMEWORKS.get(trial.framework)
+    if trial.scenario == "train" and info and trial.variant in info.inference_only:  # before any import
+        raise SkipTrial(f"{trial.label} is an inference path only; it has no training (use --scenario infer)")
     try:
         adapter_cls = load_adapter_class(trial.adapter)
     except ModuleNotFoundError as exc:
@@ -257,9 +260,6 @@ def run(trial: TrialSpec, record: TrialRecord, progress: Progress) -> None:
                        "numpy": np.__version__, "python": platform.python_version()}
     env = environment_of(trial.framework, trial.variant) if trial.framework in FRAMEWORKS else None
     record.settings.update(environment=env.name if env else MAIN_ENVIRONMENT, python_executable=sys.executable)
-    info = FRAMEWORKS.get(trial.framework)
-    if trial.scenario == "train" and info and trial.variant in info.inference_only:
-        raise SkipTrial(f"{trial.label} is an inference path only; it has no training (use --scenario infer)")
     spec = get_workload(trial.workload).resized(width=trial.width, batch_size=trial.batch_size)
     record.scenario, record.width = trial.scenario, spec.width
     data = training_data(spec, trial.dataset, trial.profile, trial.data_dir, trial.cache_dir, download=False)

@@ -125,6 +125,11 @@ def case_name(workload: str, scenario: str, batch: int | None, width: int | None
     return workload + (" · " + ", ".join(parts) if parts else "")
 
 
+def record_case(record: TrialRecord) -> str:
+    """The case (table) a record belongs to: `case_name` of its workload and shape."""
+    return case_name(record.workload, *shape_of(record))
+
+
 def machine_label(record: TrialRecord) -> str:
     """A row's label when a report holds several kinds of machine: the variant and its machine's
     fingerprint, so that figures from different hardware are never pooled."""

@@ -20,7 +20,7 @@ from harness.files import BadFile, write_json
 from harness.record import STATUSES, TrialRecord
 from harness.rundir import Manifest
 from reports.names import METRICS  # noqa: F401 - re-exported for compare, history, gab
-from reports.aggregate import block_throughputs, case_name, framework_version, shape_of
+from reports.aggregate import block_throughputs, framework_version, record_case
 from reports.load import load_manifest, load_records
 
 SCHEMA = 2  # 2: throughput samples kept per process, in time order
@@ -77,7 +77,7 @@ def _round(values: list[float]) -> list[float]:
 def trial_key(record: TrialRecord) -> str:
     """'mnist_mlp/mnist/pytorch'; a point of a sweep or an inference trial names its case
     ('mnist_mlp · inference, batch 32/mnist/pytorch'), so that no two shapes are pooled."""
-    return f"{case_name(record.workload, *shape_of(record))}/{record.dataset}/{record.label}"
+    return f"{record_case(record)}/{record.dataset}/{record.label}"
 
 
 def trial_samples(records: list[TrialRecord]) -> dict[str, dict]:
@@ -85,7 +85,7 @@ def trial_samples(records: list[TrialRecord]) -> dict[str, dict]:
     trials: dict[str, dict] = {}
     for r in records:
         entry = trials.setdefault(trial_key(r), {
-            "workload": case_name(r.workload, *shape_of(r)), "dataset": r.dataset, "label": r.label, "statuses": [],
+            "workload": record_case(r), "dataset": r.dataset, "label": r.label, "statuses": [],
             "target_accuracy": r.target_accuracy, "version": framework_version(r),
             "samples": {name: [] for name in METRICS}, "machine_gflops": [], "reasons": [], "fingerprints": []})
         entry["statuses"].append(r.status)

@@ -13,7 +13,7 @@ import pandas as pd
 from harness.files import BadFile
 from harness.record import TrialRecord
 from reports import plots, scaling
-from reports.aggregate import CI_95, case_name, shape_of
+from reports.aggregate import CI_95, record_case
 from reports.tables import SORT_COLUMNS, interval_header, table_headers, table_keys, table_rows
 
 CSS = """
@@ -103,22 +103,18 @@ def _verdict(group: pd.DataFrame) -> tuple[str, bool]:
                      f"p50 {fastest_call.iloc[0]['latency_p50_s'] * 1e3:,.3g} ms")
         if len(lean):
             text += f". Least memory: <b>{_e(lean.iloc[0]['label'])}</b>, {lean.iloc[0]['peak_rss_bytes'] / 2**20:,.0f} MiB peak RSS"
-        failed = group[group["throughput"].isna()]
-        if len(failed):
-            text += f". {len(failed)} not measured (see below)"
+    else:
+        text += ". "
+        reached = ok[ok["test_accuracy"] >= ok["target_accuracy"]]
+        text += f"Target accuracy reached by {len(reached)} of {len(ok)}"
+        missed = ok[ok["test_accuracy"] < ok["target_accuracy"]]
+        if len(missed):
+            text += " (missed: " + ", ".join(_e(x) for x in missed["label"]) + ")"
             warn = True
-        return text + ".", warn
-    text += ". "
-    reached = ok[ok["test_accuracy"] >= ok["target_accuracy"]]
-    text += f"Target accuracy reached by {len(reached)} of {len(ok)}"
-    missed = ok[ok["test_accuracy"] < ok["target_accuracy"]]
-    if len(missed):
-        text += " (missed: " + ", ".join(_e(x) for x in missed["label"]) + ")"
-        warn = True
-    lean = ok.dropna(subset=["training_memory_bytes"]).sort_values("training_memory_bytes")
-    if len(lean):
-        text += (f". Least memory in training: <b>{_e(lean.iloc[0]['label'])}</b>, "
-                 f"{lean.iloc[0]['training_memory_bytes'] / 2**20:,.0f} MiB above the built model")
+        lean = ok.dropna(subset=["training_memory_bytes"]).sort_values("training_memory_bytes")
+        if len(lean):
+            text += (f". Least memory in training: <b>{_e(lean.iloc[0]['label'])}</b>, "
+                     f"{lean.iloc[0]['training_memory_bytes'] / 2**20:,.0f} MiB above the built model")
     failed = group[group["throughput"].isna()]
     if len(failed):
         text += f". {len(failed)} not measured (see below)"
@@ -177,18 +173,16 @@ def _scaling_sections(frame: pd.DataFrame, palette: dict) -> tuple[list[str], li
     scaling figure, and one table per sweep. Returns (nav links, sections)."""
     found = scaling.sweeps(frame)
     links, sections = [], []
-    for workload, dataset, scenario in scaling.groups(frame):
-        mine = [s for s in found if (s.workload, s.dataset, s.scenario) == (workload, dataset, scenario)]
-        name = f"{workload} {scaling.SCENARIO_NAMES.get(scenario, scenario)} on {dataset}"
-        anchor = _e("s-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", name))
-        group = frame[(frame["workload"] == workload) & (frame["dataset"] == dataset) & (frame["scenario"] == scenario)]
+    for key in scaling.groups(found):
+        mine = [s for s in found if (s.workload, s.dataset, s.scenario) == key]
+        title = scaling.figure_title(*key)  # "Scaling: mnist_mlp training on mnist"
+        anchor = _e("s-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", title.removeprefix("Scaling: ")))
         verdict = " ".join(f"<b>{_e(s.title)}</b>: {_e(scaling.verdict(s))}" for s in mine)
         tables = "".join(f"<h3>{_e(s.title)}</h3>{_sweep_table(s)}" for s in mine)
-        links.append(f"<a href=\"#{anchor}\">scaling: {_e(name)}</a>")
-        sections.append(f"<section class=scaling><h2 id=\"{anchor}\">Scaling: {_e(name)}</h2>"
+        links.append(f"<a href=\"#{anchor}\">{_e(title.replace('Scaling', 'scaling', 1))}</a>")
+        sections.append(f"<section class=scaling><h2 id=\"{anchor}\">{_e(title)}</h2>"
                         f"<p class=verdict>{verdict}</p><div class=figs><figure>"
-                        f"{plots.scaling(group, palette, scaling.figure_title(workload, dataset, scenario))}"
-                        f"</figure></div>{tables}</section>")
+                        f"{scaling.figure(frame, key, palette)}</figure></div>{tables}</section>")
     return links, sections
 
 
@@ -212,7 +206,7 @@ def render(frame: pd.DataFrame, records: list[TrialRecord], settings: list[str],
     for (case, dataset), group in frame.groupby(["case", "dataset"], sort=False):
         anchor = _e("w-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{case}-{dataset}"))
         verdict, warn = _verdict(group)
-        chosen = [r for r in records if case_name(r.workload, *shape_of(r)) == case and r.dataset == dataset]
+        chosen = [r for r in records if record_case(r) == case and r.dataset == dataset]
         links.append(f"<a href=\"#{anchor}\">{_e(case)} on {_e(dataset)}</a>")
         sections.append(f"<section><h2 id=\"{anchor}\">{_e(case)} on {_e(dataset)}</h2>"
                         f"<p class=\"verdict{' warn' if warn else ''}\">{verdict}</p>{_table(group)}"

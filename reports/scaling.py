@@ -13,6 +13,7 @@ from reports.aggregate import CI_95
 from reports.tables import md_text
 
 AXES = {"batch_size": "batch", "width": "width"}
+OTHER_AXIS = {"batch_size": "width", "width": "batch_size"}
 SCENARIO_NAMES = {"train": "training", "infer": "inference"}
 
 
@@ -29,7 +30,7 @@ class Sweep:
 
     @property
     def other(self) -> str:
-        return "width" if self.axis == "batch_size" else "batch_size"
+        return OTHER_AXIS[self.axis]
 
     @property
     def title(self) -> str:
@@ -53,8 +54,7 @@ def sweeps(frame: pd.DataFrame) -> list[Sweep]:
     measured = frame[frame["throughput"].notna()]
     found = []
     for (workload, dataset, scenario), group in measured.groupby(["workload", "dataset", "scenario"], sort=False):
-        for axis in AXES:
-            other = "width" if axis == "batch_size" else "batch_size"
+        for axis, other in OTHER_AXIS.items():
             for fixed, line in group.groupby(group[other].fillna(-1), sort=True):
                 if line[axis].nunique() >= 2:
                     found.append(Sweep(workload, dataset, scenario, axis, None if fixed == -1 else int(fixed),
@@ -146,9 +146,18 @@ def sweep_table(sweep: Sweep, markdown: bool) -> str:
                     colalign=("left",) + ("right",) * len(sweep.points))
 
 
-def groups(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """(workload, dataset, scenario) of every sweep, in order: one scaling figure each."""
-    return list(dict.fromkeys((s.workload, s.dataset, s.scenario) for s in sweeps(frame)))
+def groups(found: list[Sweep]) -> list[tuple[str, str, str]]:
+    """(workload, dataset, scenario) of these sweeps, in order: one scaling figure each."""
+    return list(dict.fromkeys((s.workload, s.dataset, s.scenario) for s in found))
+
+
+def figure(frame: pd.DataFrame, key: tuple[str, str, str], palette: dict) -> str:
+    """The scaling figure (SVG) of one (workload, dataset, scenario)."""
+    from reports import plots
+
+    workload, dataset, scenario = key
+    group = frame[(frame["workload"] == workload) & (frame["dataset"] == dataset) & (frame["scenario"] == scenario)]
+    return plots.scaling(group, palette, figure_title(*key))
 
 
 def figure_name(workload: str, dataset: str, scenario: str) -> str:
@@ -168,7 +177,7 @@ def markdown_section(frame: pd.DataFrame) -> str:
         return ""
     parts = ["## Scaling", "samples/s (median; % of the machine's matmul peak) at each point of a sweep; "
              "every point is a trial of its own"]
-    for key in groups(frame):
+    for key in groups(found):
         parts.append(f"![{md_text(figure_title(*key))}]({figure_name(*key)})")
         for sweep in (s for s in found if (s.workload, s.dataset, s.scenario) == key):
             parts += [f"### {md_text(sweep.title)}", sweep_table(sweep, markdown=True), md_text(verdict(sweep))]

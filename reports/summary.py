@@ -131,8 +131,9 @@ def _all_settings(manifests: list[Manifest | None], records: list[TrialRecord]) 
 def render_markdown(frame: pd.DataFrame, records: list[TrialRecord], manifests: list[Manifest | None],
                     unreadable: list[BadFile] = ()) -> str:
     parts = ["# Benchmark summary", workload_tables(frame, markdown=True)]
-    if scaling.sweeps(frame):
-        parts.append(scaling.markdown_section(frame))
+    sweeps_section = scaling.markdown_section(frame)
+    if sweeps_section:
+        parts.append(sweeps_section)
     trouble = problems(frame, markdown=True, unreadable=unreadable)
     if trouble:
         parts += ["## Skipped or failed", trouble + "\n\nFull output of each trial: `logs/<trial>.log`."]
@@ -161,13 +162,12 @@ def write_reports(run_dirs: list[Path], out_dir: Path, formats: tuple[str, ...] 
     written = {}
     for fmt in formats:
         written[fmt] = write_text(out_dir / FILENAMES[fmt], render[fmt](), overwrite=overwrite)
-    if "csv" in formats and scaling.sweeps(frame):  # one long table of every sweep's points
+    found = scaling.sweeps(frame)
+    if "csv" in formats and found:  # one long table of every sweep's points
         written["scaling csv"] = write_text(out_dir / SCALING_CSV, scaling.csv_text(frame), overwrite=overwrite)
     if "md" in formats:  # the figures summary.md shows (report.html has them inline)
         palette = plots.colors(frame["label"])
-        for key in scaling.groups(frame):
-            group = frame[(frame["workload"] == key[0]) & (frame["dataset"] == key[1]) & (frame["scenario"] == key[2])]
+        for key in scaling.groups(found):
             written[f"figure {key}"] = write_text(out_dir / scaling.figure_name(*key),
-                                                  plots.scaling(group, palette, scaling.figure_title(*key)),
-                                                  overwrite=overwrite)
+                                                  scaling.figure(frame, key, palette), overwrite=overwrite)
     return written

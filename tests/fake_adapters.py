@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from adapters.base import Adapter, SkipTrial, split_batches
+from adapters.base import Adapter, SkipTrial, split_batches, split_inputs
 from workloads.spec import WorkloadSpec
 
 _ACT = {"tanh": (np.tanh, lambda y: 1 - y * y), "relu": (lambda x: np.maximum(x, 0), lambda y: (y > 0).astype(y.dtype)),
@@ -95,8 +95,7 @@ class NumpyAdapter(Adapter):
         return self._forward(x)[0]
 
     def stage_inference(self, x: np.ndarray) -> dict[str, Any]:
-        size = self.spec.batch_size
-        self.batches = [x[i:i + size] for i in range(0, len(x) - size + 1, size)]
+        self.batches = split_inputs(x, self.spec.batch_size)
         self.n_batches = len(self.batches)
         return {"inference": "numpy forward"}
 

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import pytest
 
-from adapters.base import Adapter, split_batches
+from adapters.base import Adapter, split_batches, split_inputs
 from harness.record import TrialRecord
 from harness.trial import Progress, train
 from tests.conftest import make_trial
@@ -55,7 +55,7 @@ class KeepsViews(Adapter):
         return np.zeros((len(x), 10), np.float32)
 
     def stage_inference(self, x: np.ndarray) -> dict[str, Any]:  # not used here: these tests train
-        self.batches = [x[i:i + self.spec.batch_size] for i in range(0, len(x), self.spec.batch_size)]
+        self.batches = split_inputs(x, self.spec.batch_size)
         self.n_batches = len(self.batches)
         return {}
 

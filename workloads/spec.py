@@ -121,15 +121,15 @@ class WorkloadSpec:
     @property
     def width(self) -> int | None:
         """The size the width axis names for this spec (None where it has no width axis)."""
-        sizes = self._width_sizes()
+        sizes = [self.layers[i].units or self.layers[i].filters for i in self._width_layer_indices()]
         return max(sizes) if sizes else None
 
-    def _width_sizes(self) -> list[int]:
+    def _width_layer_indices(self) -> list[int]:
+        """The layers the width axis sizes: those of kind `width_layers`, the output layer excepted."""
         if not self.width_layers:
             return []
         last_weighted = max(i for i, layer in enumerate(self.layers) if layer.has_weights)
-        return [layer.units or layer.filters for i, layer in enumerate(self.layers)
-                if layer.kind == self.width_layers and i != last_weighted]
+        return [i for i, layer in enumerate(self.layers) if layer.kind == self.width_layers and i != last_weighted]
 
     def resized(self, width: int | None = None, batch_size: int | None = None) -> "WorkloadSpec":
         """This workload at another width and/or batch size (None keeps it): the same recipe, with
@@ -144,14 +144,10 @@ class WorkloadSpec:
             if not self.width_layers or width < 1:
                 raise ValueError(f"workload {self.name!r} cannot take width {width}"
                                  + ("" if self.width_layers else ": it has no width axis"))
-            base = self.width
-            last_weighted = max(i for i, layer in enumerate(self.layers) if layer.has_weights)
-            layers = []
-            for i, layer in enumerate(self.layers):
-                if layer.kind == self.width_layers and i != last_weighted:
-                    size = max(1, round((layer.units or layer.filters) * width / base))
-                    layer = dataclasses.replace(layer, **{"units" if layer.kind == "dense" else "filters": size})
-                layers.append(layer)
+            base, layers = self.width, list(self.layers)
+            for i in self._width_layer_indices():
+                size = max(1, round((layers[i].units or layers[i].filters) * width / base))
+                layers[i] = dataclasses.replace(layers[i], **{"units" if layers[i].kind == "dense" else "filters": size})
             spec = dataclasses.replace(spec, layers=tuple(layers))
         return spec
 

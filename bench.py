@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from adapters import ENVIRONMENTS, FRAMEWORKS, all_labels, environment_of, installed_version, label, parse_selection
+from adapters.numerics import AUTOTUNE_SETTINGS, DEFAULT_PRECISION, PRECISIONS, TF32_SETTINGS
 from harness import envs
 from harness.files import BadFile, WouldOverwrite, describe_os_error, write_text
 from harness.launch import Interrupted
@@ -107,6 +108,15 @@ def _scenarios(text: str) -> tuple[str, ...]:
     return names
 
 
+def _precisions(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",")))
+    bad = [n for n in names if n not in PRECISIONS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown precision {(bad or [''])[0]!r}; choose from: {', '.join(PRECISIONS)} "
+                                         "(several as fp32,mixed-bf16)")
+    return names
+
+
 def _sizes(text: str) -> tuple[int, ...]:
     """'32,128,512' -> (32, 128, 512)."""
     values = []
@@ -171,6 +181,14 @@ def build_parser() -> Parser:
     trial_options.add_argument("--width", type=_sizes, default=(), metavar="N[,N...]",
                                help="a sweep of the model's width: hidden units (mnist_mlp), the second "
                                     "convolution's filters (mnist_cnn)")
+    trial_options.add_argument("--precision", type=_precisions, default=(DEFAULT_PRECISION,),
+                               metavar="|".join(PRECISIONS),
+                               help="the numeric format(s) to train and infer in, each framework's own mechanism "
+                                    "(default fp32; several as fp32,mixed-bf16)")
+    trial_options.add_argument("--tf32", choices=TF32_SETTINGS, default="off",
+                               help="let float32 matmuls and convolutions use TF32 on GPUs (default off: fp32 is fp32)")
+    trial_options.add_argument("--autotune", choices=AUTOTUNE_SETTINGS, default="on",
+                               help="convolution autotuning on GPUs, the same policy for every framework (default on)")
     trial_options.add_argument("--profile", choices=PROFILES, default="quick")
     trial_options.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     trial_options.add_argument("--repeats", type=_positive_int, default=1, help="fresh processes per trial, interleaved")
@@ -283,6 +301,9 @@ def cmd_list() -> int:
     print(f"Datasets for the image workloads (--dataset): {', '.join(IMAGE_DATASETS)}")
     print(f"Scenarios (--scenario): train (default), infer (batch sizes {','.join(map(str, INFER_BATCH_SIZES))} "
           "unless --batch-size says otherwise)")
+    print("Precisions (--precision, several as fp32,mixed-bf16):")
+    for p in PRECISIONS.values():
+        print(f"  {p.name:<11} {p.description}")
     return 0
 
 
@@ -306,7 +327,8 @@ def _options(args: argparse.Namespace) -> RunOptions:
                       ray_address=getattr(args, "ray_address", None),
                       trials_per_node=getattr(args, "trials_per_node", 1),
                       record_hostnames=getattr(args, "record_hostnames", False),
-                      scenarios=args.scenario, batch_sizes=args.batch_size, widths=args.width)
+                      scenarios=args.scenario, batch_sizes=args.batch_size, widths=args.width,
+                      precisions=args.precision, tf32=args.tf32 == "on", autotune=args.autotune == "on")
 
 
 def _interrupted(exc: Interrupted) -> str:
@@ -392,7 +414,7 @@ def _report(run_dirs: list[Path], out_dir: Path, formats: tuple[str, ...], side_
     manifest that cannot be read is left out with a warning and listed in the report."""
     from reports.load import load_runs
     from reports.summary import write_reports
-    from reports import scaling
+    from reports import precision, scaling
     from reports.tables import problems, workload_tables
 
     unreadable: list[BadFile] = []
@@ -403,9 +425,9 @@ def _report(run_dirs: list[Path], out_dir: Path, formats: tuple[str, ...], side_
     if not records:
         raise fail(f"nothing to report: no readable record in {', '.join(map(str, run_dirs))}")
     print("\n" + workload_tables(frame, markdown=False))
-    sweeps_text = scaling.text_section(frame)
-    if sweeps_text:
-        print("\n" + sweeps_text)
+    for section in (scaling.text_section(frame), precision.text_section(frame)):
+        if section:
+            print("\n" + section)
     trouble = problems(frame, markdown=False, unreadable=unreadable)
     if trouble:
         print("\nSkipped or failed:\n" + trouble)

@@ -2,8 +2,8 @@
 
 The harness drives an adapter like this (and times it, never the adapter itself):
 
-    adapter = Adapter(variant, device, threads)
-    adapter.setup()                      # import the framework, apply threads and device
+    adapter = Adapter(variant, device, threads, numerics)
+    adapter.setup()                      # import the framework, apply threads, device and numerics
     adapter.build(spec, weights)         # native model from the spec, loaded with `weights`
     for each epoch:
         adapter.unstage()                # untimed: drop the last epoch's batches
@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
+from adapters.numerics import Numerics
 from workloads.spec import WorkloadSpec
 
 
@@ -35,16 +36,20 @@ class SkipTrial(Exception):
 class Adapter(ABC):
     framework: ClassVar[str]
 
-    def __init__(self, variant: str, device: str, threads: int) -> None:
+    def __init__(self, variant: str, device: str, threads: int, numerics: Numerics = Numerics()) -> None:
         self.variant = variant
         self.device = device  # "cpu", "cuda" or "auto"; setup() resolves "auto"
         self.threads = threads
+        self.numerics = numerics  # precision, TF32 and autotuning (adapters.numerics)
+        self.precision = numerics.format
         self.n_batches = 0
 
     @abstractmethod
     def setup(self) -> dict[str, Any]:
         """Import the framework, apply thread settings, resolve the device (raise SkipTrial if it
-        is not there). Return the settings that were applied, for the record."""
+        is not there), apply the numerics (raise SkipTrial for a precision the framework cannot do,
+        with the reason). Return the settings that were applied, for the record, including
+        `self.numerics.applied(...)`."""
 
     @abstractmethod
     def versions(self) -> dict[str, str]:

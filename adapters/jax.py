@@ -1,5 +1,10 @@
 """JAX: a pure function of the spec's layers, optax for the optimizer, the whole train step
-(forward, backward, update) under one jax.jit, with the old parameters donated."""
+(forward, backward, update) under one jax.jit, with the old parameters donated.
+
+Precision is dtypes in the jitted step, as JAX code does it: bf16 / fp16 keep the parameters (and
+optax's state, which follows them) in that dtype; mixed-bf16 keeps them in float32 and casts them
+and the inputs to bfloat16 inside the step; the loss is computed in float32. JAX has no loss
+scaling of its own, so mixed-fp16 is skipped (DeepMind's separate `jmp` library provides one)."""
 from __future__ import annotations
 
 from functools import partial
@@ -14,10 +19,13 @@ from adapters.base import Adapter, SkipTrial, split_batches, split_inputs
 from workloads.spec import WorkloadSpec
 
 
-def forward(spec: WorkloadSpec, params: Sequence[jax.Array], x: jax.Array, key: jax.Array | None = None) -> jax.Array:
-    """Logits for NHWC (or flat) inputs; kernels in the spec's layouts, so no conversion is needed.
-    With a PRNG `key` (training) dropout draws its masks; without one it is the identity."""
-    it = iter(params)
+def forward(spec: WorkloadSpec, params: Sequence[jax.Array], x: jax.Array, key: jax.Array | None = None,
+            compute: jnp.dtype = jnp.float32) -> jax.Array:
+    """Logits (float32) for NHWC (or flat) inputs; kernels in the spec's layouts, so no conversion
+    is needed. Parameters and inputs are cast to `compute` (a no-op where they have it). With a PRNG
+    `key` (training) dropout draws its masks; without one it is the identity."""
+    it = iter([p.astype(compute) for p in params])
+    x = x.astype(compute)
     for layer in spec.layers:
         if layer.kind == "dense":
             x = x @ next(it) + next(it)
@@ -38,13 +46,13 @@ def forward(spec: WorkloadSpec, params: Sequence[jax.Array], x: jax.Array, key: 
         elif layer.kind == "dropout" and key is not None and layer.rate > 0:
             key, sub = jax.random.split(key)
             keep = 1.0 - layer.rate
-            x = jnp.where(jax.random.bernoulli(sub, keep, x.shape), x / keep, 0.0)
-    return x
+            x = jnp.where(jax.random.bernoulli(sub, keep, x.shape), x / keep, 0.0).astype(compute)
+    return x.astype(jnp.float32)
 
 
 def loss_fn(spec: WorkloadSpec, params: Sequence[jax.Array], x: jax.Array, y: jax.Array,
-            key: jax.Array | None = None) -> jax.Array:
-    logits = forward(spec, params, x, key)
+            key: jax.Array | None = None, compute: jnp.dtype = jnp.float32) -> jax.Array:
+    logits = forward(spec, params, x, key, compute)
     if spec.loss == "softmax_cross_entropy":
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
     return optax.sigmoid_binary_cross_entropy(logits[:, 0], y).mean()
@@ -74,9 +82,23 @@ class JaxAdapter(Adapter):
         if self.device == "cuda" and not has_gpu:
             raise SkipTrial("no GPU visible to JAX")
         self.dev = jax.devices("gpu" if self.device == "cuda" else "cpu")[0]
+        if self.precision.loss_scaling:
+            raise SkipTrial(f"{self.numerics.precision} needs loss scaling, and JAX has none of its own "
+                            "(DeepMind's separate jmp library provides it)")
+        if self.device == "cuda":  # XLA's GPU default lets float32 dots use TF32; --tf32 decides
+            jax.config.update("jax_default_matmul_precision", "tensorfloat32" if self.numerics.tf32 else "highest")
+        self.compute, self.param_dtype = jnp.dtype(self.precision.compute), jnp.dtype(self.precision.params)
+        if self.precision.mixed:
+            mechanism = f"float32 parameters cast to {self.precision.compute} inside the jitted step; loss in float32"
+        elif self.precision.reduced:
+            mechanism = f"parameters, optax state and inputs in {self.precision.compute}; loss in float32"
+        else:
+            mechanism = "float32"
         return {"mode": "jax.jit of the whole train step, parameters donated",
                 "intra_op_threads": "XLA_FLAGS (environment) and the CPU affinity",
-                "jax_device": str(self.dev)}
+                "jax_device": str(self.dev),
+                **self.numerics.applied(mechanism, self.device, "jax_default_matmul_precision",
+                                        "XLA's GPU autotuner (--xla_gpu_autotune_level)")}
 
     def versions(self) -> dict[str, str]:
         import jaxlib
@@ -84,7 +106,7 @@ class JaxAdapter(Adapter):
 
     def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> None:
         self.spec = spec
-        self.params = [jax.device_put(np.asarray(w, np.float32), self.dev) for w in weights]
+        self.params = [jax.device_put(np.asarray(w, np.float32), self.dev).astype(self.param_dtype) for w in weights]
         optimizer = make_optimizer(spec)
         # Committed to the device like the step's outputs: optax creates Adam's step count
         # uncommitted, and a jitted function compiles again when an argument's placement changes,
@@ -96,12 +118,12 @@ class JaxAdapter(Adapter):
         @partial(jax.jit, donate_argnums=(0, 1, 2))
         def step(params, opt_state, key, x, y):
             key, sub = jax.random.split(key) if spec.has_dropout else (key, None)
-            loss, grads = jax.value_and_grad(partial(loss_fn, spec))(params, x, y, sub)
+            loss, grads = jax.value_and_grad(partial(loss_fn, spec, compute=self.compute))(params, x, y, sub)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, key, loss
 
         self._step = step
-        self._predict = jax.jit(partial(forward, spec))
+        self._predict = jax.jit(partial(forward, spec, compute=self.compute))
 
     def param_count(self) -> int:
         return sum(int(p.size) for p in self.params)

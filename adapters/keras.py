@@ -11,7 +11,12 @@ model's state back into the model), the harness's Keras path before fit-style tr
 Inference runs the way Keras users predict: `Model.predict(x, batch_size=...)` on host arrays, one
 call for a timed block's batches (as for a bulk of inputs) and one per batch in latency calls.
 "<backend>-call" variants predict with `model(x, training=False)` on backend tensors instead, the
-way Keras's documentation advises for small batches; they have no training."""
+way Keras's documentation advises for small batches; they have no training.
+
+Precision is Keras's dtype policy, set before the model is built: float32, bfloat16, mixed_bfloat16,
+float16, mixed_float16 (for which `compile` wraps the optimizer in Keras's LossScaleOptimizer). The
+record states the resolved policy. Keras's Adam computes its bias correction in the variable's dtype,
+where beta2 = 0.999 is 1.0 in bfloat16: under the pure bfloat16 policy Adam's step size is 0."""
 from __future__ import annotations
 
 import importlib
@@ -23,6 +28,10 @@ import numpy as np
 from keras import layers
 
 from adapters.base import Adapter, SkipTrial, split_batches, split_inputs
+
+# --precision -> Keras's dtype policy.
+POLICIES = {"fp32": "float32", "bf16": "bfloat16", "mixed-bf16": "mixed_bfloat16", "fp16": "float16",
+            "mixed-fp16": "mixed_float16"}
 from workloads.spec import ACTIVATIONS, WorkloadSpec
 
 
@@ -132,17 +141,31 @@ class KerasAdapter(Adapter):
             raise SkipTrial(f"no GPU visible to the Keras {backend} backend")
         settings: dict[str, Any] = {"backend": backend, "mode": "train_on_batch" if self.on_batch else
                                     "Keras's train function, one call per step as Model.fit makes it"}
+        tf32 = self.numerics.tf32
         if backend == "tensorflow":
             import tensorflow as tf
             tf.config.threading.set_intra_op_parallelism_threads(self.threads)
             tf.config.threading.set_inter_op_parallelism_threads(1)
+            tf.config.experimental.enable_tensor_float_32_execution(tf32)
             settings.update(intra_op_threads=self.threads, inter_op_threads=1)
+            tf32_how, autotune_how = "tf.config.experimental.enable_tensor_float_32_execution", "TF_CUDNN_USE_AUTOTUNE"
         elif backend == "torch":
             import torch
             torch.set_num_threads(self.threads)
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
+            torch.backends.cudnn.benchmark = self.numerics.autotune
             settings.update(intra_op_threads=torch.get_num_threads())
+            tf32_how, autotune_how = "torch.backends allow_tf32 flags", "torch.backends.cudnn.benchmark"
         else:
+            if self.device == "cuda":
+                import jax
+                jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
             settings.update(intra_op_threads="XLA_FLAGS/OMP (environment)")
+            tf32_how, autotune_how = "jax_default_matmul_precision", "XLA's --xla_gpu_autotune_level"
+        self.policy = POLICIES[self.numerics.precision]
+        # The mechanism is filled in once the model is built (the policy as Keras resolved it).
+        self._numerics_how = (self.device, tf32_how, autotune_how)
         return settings
 
     def _backend_has_gpu(self) -> bool:
@@ -170,6 +193,7 @@ class KerasAdapter(Adapter):
             # (the equivalence probe builds several), which would mark shapes dynamic.
             import torch
             torch.compiler.reset()
+        keras.config.set_dtype_policy(self.policy)
         self.model = build_model(spec)
         self.model.set_weights(list(weights))
         opt = spec.optimizer
@@ -185,7 +209,13 @@ class KerasAdapter(Adapter):
         self.model.compile(optimizer=optimizer, loss=loss, jit_compile=self.jit_setting)
         self.fit = None if self.on_batch else FitSteps(self.model)
         self._last = None
-        return {"jit_compile": self.jit_setting, "jit_compile_resolved": self.model.jit_compile}
+        policy = self.model.dtype_policy
+        mechanism = (f"Keras dtype policy {policy.name!r} (compute {policy.compute_dtype}, variables "
+                     f"{policy.variable_dtype})")
+        if isinstance(self.model.optimizer, keras.optimizers.LossScaleOptimizer):
+            mechanism += ", the optimizer wrapped in keras.optimizers.LossScaleOptimizer (dynamic loss scaling)"
+        return {"jit_compile": self.jit_setting, "jit_compile_resolved": self.model.jit_compile,
+                **self.numerics.applied(mechanism, *self._numerics_how)}
 
     def param_count(self) -> int:
         return int(self.model.count_params())
@@ -244,7 +274,8 @@ class KerasAdapter(Adapter):
 
     def _predict(self, first: int, n: int) -> np.ndarray:
         size = self.spec.batch_size
-        return self.model.predict(self.inputs[first * size:(first + n) * size], batch_size=size, verbose=0)
+        out = self.model.predict(self.inputs[first * size:(first + n) * size], batch_size=size, verbose=0)
+        return np.asarray(out, dtype=np.float32)
 
     def infer(self, i: int) -> Any:
         return self.model(self.batches[i], training=False) if self.call else self._predict(i, 1)
@@ -278,7 +309,7 @@ class KerasAdapter(Adapter):
     def predict(self, x: np.ndarray) -> np.ndarray:
         if self.fit is not None:
             self.fit.settle()
-        return np.asarray(self.model.predict_on_batch(x))
+        return np.asarray(self.model.predict_on_batch(x), dtype=np.float32)
 
     def device_memory_peak(self) -> int | None:
         if self.device != "cuda":

@@ -2,6 +2,11 @@
 static_shape (variant "hybrid", the cached static graph). Runs in its own environment (numpy < 1.24).
 
 MXNet executes asynchronously on its engine threads; `mx.nd.waitall()` is the device barrier.
+
+Precision through MXNet's AMP (`mxnet.contrib.amp`, initialised before the network is built):
+mixed-bf16 on the CPU (oneDNN), mixed-fp16 with AMP's dynamic loss scaling on a GPU. Pure bf16 is
+skipped (Gluon cannot cast parameters to bfloat16), as are float16 formats on a CPU (MXNet 1.9's
+float16 dense layers run only with cuDNN); pure fp16 on a GPU casts the network (`net.cast`).
 """
 from __future__ import annotations
 
@@ -75,6 +80,7 @@ class MXNetAdapter(Adapter):
         if self.device == "cuda" and not gpus:
             raise SkipTrial("no GPU visible to MXNet (or this MXNet build has no CUDA)")
         self.ctx = mx.gpu(0) if self.device == "cuda" else mx.cpu()
+        mechanism = self._apply_precision()
         features = mx.runtime.Features()
         return {
             "mode": "hybridize(static_alloc=True, static_shape=True)" if self.variant == "hybrid"
@@ -84,7 +90,29 @@ class MXNetAdapter(Adapter):
             "mkldnn": features.is_enabled("MKLDNN"),
             "blas": next((f for f in ("BLAS_MKL", "BLAS_OPEN", "BLAS_ATLAS", "BLAS_APPLE")
                           if features.is_enabled(f)), "none"),
+            **self.numerics.applied(mechanism, self.device, "no switch of MXNet's own: NVIDIA_TF32_OVERRIDE=0 "
+                                    "when off, the CUDA libraries' defaults when on", "MXNET_CUDNN_AUTOTUNE_DEFAULT"),
         }
+
+    def _apply_precision(self) -> str:
+        """Initialise AMP for a mixed precision (before any network exists); the mechanism, for the record."""
+        p = self.precision
+        if not p.reduced:
+            return "float32"
+        if p.compute == "bfloat16" and not p.mixed:
+            raise SkipTrial("MXNet 1.9's Gluon cannot cast parameters to bfloat16; only AMP's mixed bfloat16 "
+                            "(mixed-bf16) is supported")
+        if p.compute == "float16" and self.device != "cuda":
+            raise SkipTrial("MXNet 1.9's float16 dense layers run only with cuDNN (on a GPU), not on a CPU")
+        self.amp = None
+        if p.mixed:
+            from mxnet.contrib import amp
+            amp.init(target_dtype=p.compute)
+            self.amp = amp
+            return (f"mxnet.contrib.amp.init(target_dtype={p.compute!r}): AMP's lists of {p.compute} and float32 "
+                    "operators, float32 parameters" + (", amp.init_trainer (dynamic loss scaling)"
+                                                       if p.loss_scaling else ""))
+        return "net.cast('float16'), inputs in float16, Adam's multi_precision off"
 
     def versions(self) -> dict[str, str]:
         return {"mxnet": mx.__version__}
@@ -95,6 +123,10 @@ class MXNetAdapter(Adapter):
         weights, flatten_nchw = channels_first_weights(spec, weights)
         self.net = build_net(spec, flatten_nchw)
         load_weights(self.net, weights, self.ctx)
+        self.input_dtype = "float32"
+        if self.precision.reduced and not self.precision.mixed:
+            self.net.cast(self.precision.compute)
+            self.input_dtype = self.precision.compute
         if self.variant == "hybrid":
             self.net.hybridize(static_alloc=True, static_shape=True)
         opt = spec.optimizer
@@ -106,6 +138,9 @@ class MXNetAdapter(Adapter):
                 "epsilon": opt.eps})
         else:
             self.trainer = gluon.Trainer(self.net.collect_params(), "sgd", {"learning_rate": opt.learning_rate})
+        self.loss_scaling = self.precision.loss_scaling
+        if self.loss_scaling:
+            self.amp.init_trainer(self.trainer)
         if spec.loss == "softmax_cross_entropy":
             self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=True, from_logits=False)
         else:
@@ -117,7 +152,7 @@ class MXNetAdapter(Adapter):
     def _inputs(self, x: np.ndarray) -> mx.nd.NDArray:
         if self.channels_first:
             x = x.transpose(0, 3, 1, 2)
-        return mx.nd.array(np.ascontiguousarray(x), ctx=self.ctx, dtype="float32")
+        return mx.nd.array(np.ascontiguousarray(x), ctx=self.ctx, dtype=self.input_dtype)
 
     def stage(self, x: np.ndarray, y: np.ndarray) -> None:
         self.batches = [(self._inputs(xb), mx.nd.array(yb.reshape(len(yb), -1) if self.spec.loss ==
@@ -129,8 +164,13 @@ class MXNetAdapter(Adapter):
     def train_step(self, i: int) -> mx.nd.NDArray:
         x, y = self.batches[i]
         with autograd.record():
-            loss = self.loss_fn(self.net(x), y)
-        loss.backward()
+            out = self.net(x)
+            loss = self.loss_fn(out.astype("float32") if self.precision.reduced else out, y)
+            if self.loss_scaling:
+                with self.amp.scale_loss(loss, self.trainer) as scaled:
+                    autograd.backward(scaled)
+        if not self.loss_scaling:
+            loss.backward()
         # Gluon losses are per sample; step(batch_size) divides the summed gradient by the batch
         # size, which makes the update that of the mean loss (what the other adapters minimise).
         self.trainer.step(self.spec.batch_size)
@@ -158,10 +198,10 @@ class MXNetAdapter(Adapter):
         return self.net(self.batches[i])
 
     def outputs(self, handle: mx.nd.NDArray) -> np.ndarray:
-        return handle.asnumpy()
+        return handle.astype("float32").asnumpy()
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.net(self._inputs(x)).asnumpy()
+        return self.net(self._inputs(x)).astype("float32").asnumpy()
 
     def device_memory_peak(self) -> int | None:
         # MXNet keeps no peak counter; what its pooled allocator holds at the end (total - free)

@@ -1,6 +1,13 @@
-"""PyTorch: eager mode, or (variant "compile") the model wrapped in torch.compile."""
+"""PyTorch: eager mode, or (variant "compile") the model wrapped in torch.compile.
+
+Precision as PyTorch's documentation does it: bf16 / fp16 cast the module and the inputs
+(`module.to(dtype)`, the optimizer's state follows the parameters); mixed-bf16 / mixed-fp16 run the
+forward pass and the loss under `torch.autocast`, mixed-fp16 with `torch.amp.GradScaler` (its
+scale is checked on the host at every step, as in PyTorch's AMP recipe). The loss is computed in
+float32 in every precision."""
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Sequence
 
@@ -84,12 +91,35 @@ class PyTorchAdapter(Adapter):
         if self.device == "cuda" and not torch.cuda.is_available():
             raise SkipTrial("no CUDA device visible to PyTorch")
         self.dev = torch.device(self.device)
+        # PyTorch's defaults differ between matmuls (TF32 off) and cuDNN convolutions (TF32 on):
+        # both follow --tf32 here, as in every adapter; convolution autotuning follows --autotune.
+        tf32 = self.numerics.tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = self.numerics.autotune
+        self.dtype = getattr(torch, self.precision.compute)
+        if self.precision.mixed:
+            mechanism = f"torch.autocast({self.dev.type!r}, dtype=torch.{self.precision.compute}), float32 parameters"
+            if self.precision.loss_scaling:
+                mechanism += f", torch.amp.GradScaler({self.dev.type!r}) (dynamic loss scaling)"
+        elif self.precision.reduced:
+            mechanism = f"module.to(torch.{self.precision.compute}) and inputs in it; loss in float32"
+        else:
+            mechanism = "float32"
         return {
             "intra_op_threads": torch.get_num_threads(),
             "inter_op_threads": torch.get_num_interop_threads(),
             "mode": "torch.compile (inductor, default mode; evaluation runs eager)"
                     if self.variant == "compile" else "eager",
+            **self.numerics.applied(mechanism, self.device, "torch.backends.cuda.matmul.allow_tf32 and "
+                                    "torch.backends.cudnn.allow_tf32", "torch.backends.cudnn.benchmark"),
         }
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """The mixed precisions' autocast region (forward pass and loss); nothing otherwise."""
+        if self.precision.mixed:
+            return torch.autocast(self.dev.type, dtype=self.dtype)
+        return contextlib.nullcontext()
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}
@@ -99,7 +129,10 @@ class PyTorchAdapter(Adapter):
         self.channels_first = len(spec.input_shape) == 3
         self.model = build_module(spec)
         load_weights(self.model, weights)
-        self.model.to(self.dev).train()
+        params_dtype = getattr(torch, self.precision.params)
+        self.model.to(self.dev, dtype=params_dtype).train()
+        self.input_dtype = params_dtype  # pure formats feed the model its own dtype; autocast casts the rest
+        self.scaler = torch.amp.GradScaler(self.dev.type) if self.precision.loss_scaling else None
         # Evaluation uses the eager module (same parameters), so test batches of another shape
         # cause no recompilation; only training is what the variant measures.
         if self.variant == "compile":
@@ -112,9 +145,9 @@ class PyTorchAdapter(Adapter):
         else:
             self.optimizer = torch.optim.SGD(self.model.parameters(), lr=opt.learning_rate)
         if spec.loss == "softmax_cross_entropy":
-            self.loss_fn = F.cross_entropy
+            self.loss_fn = lambda logits, y: F.cross_entropy(logits.float(), y)
         else:
-            self.loss_fn = lambda logits, y: F.binary_cross_entropy_with_logits(logits[:, 0], y)
+            self.loss_fn = lambda logits, y: F.binary_cross_entropy_with_logits(logits[:, 0].float(), y)
 
     def param_count(self) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
@@ -123,7 +156,7 @@ class PyTorchAdapter(Adapter):
         t = torch.from_numpy(np.ascontiguousarray(x))
         if self.channels_first:
             t = t.permute(0, 3, 1, 2).contiguous()
-        return t.to(self.dev)
+        return t.to(self.dev, dtype=self.input_dtype)
 
     def stage(self, x: np.ndarray, y: np.ndarray) -> None:
         self.batches = [(self._inputs(xb), torch.from_numpy(yb).to(self.dev))
@@ -133,9 +166,15 @@ class PyTorchAdapter(Adapter):
     def train_step(self, i: int) -> torch.Tensor:
         x, y = self.batches[i]
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.train_model(x), y)
-        loss.backward()
-        self.optimizer.step()
+        with self._autocast():
+            loss = self.loss_fn(self.train_model(x), y)
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         return loss.detach()
 
     def synchronize(self) -> None:
@@ -158,16 +197,16 @@ class PyTorchAdapter(Adapter):
         return {"inference": f"{mode}, model.eval() under torch.inference_mode()"}
 
     def infer(self, i: int) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             return self.infer_model(self.batches[i])
 
     def outputs(self, handle: torch.Tensor) -> np.ndarray:
-        return handle.cpu().numpy()
+        return handle.float().cpu().numpy()
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         self.model.eval()
-        with torch.no_grad():
-            out = self.model(self._inputs(x)).cpu().numpy()
+        with torch.no_grad(), self._autocast():
+            out = self.model(self._inputs(x)).float().cpu().numpy()
         self.model.train()
         return out
 

@@ -1,6 +1,13 @@
 """Native TensorFlow (no Keras): tf.Variable, GradientTape, tf.function, and the fused
 optimizer kernels (ResourceApplyAdam / ResourceApplyGradientDescent) TF's own optimizers use.
-Variant "xla" compiles the training step with XLA (tf.function(jit_compile=True))."""
+Variant "xla" compiles the training step with XLA (tf.function(jit_compile=True)).
+
+Precision: mixed-bf16 keeps the variables in float32 and casts them and the inputs to bfloat16 in
+the forward pass (what Keras's mixed policies do inside TensorFlow); bf16 / fp16 keep variables,
+Adam's slots and beta powers in that dtype, since the fused kernels take every argument in the
+variable's dtype (in bfloat16, beta2 = 0.999 is 1.0, which makes Adam's step size 0: pure-bf16 Adam
+does not train in TensorFlow, nor in Keras, which computes the same way). Loss scaling exists only
+as a Keras optimizer wrapper, so mixed-fp16 is skipped here (keras:tensorflow runs it)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -26,11 +33,25 @@ class TensorFlowAdapter(Adapter):
         if self.device == "cuda" and not gpus:
             raise SkipTrial("no GPU visible to TensorFlow")
         self.tf_device = "/GPU:0" if self.device == "cuda" else "/CPU:0"
+        if self.precision.loss_scaling:
+            raise SkipTrial(f"{self.numerics.precision} needs loss scaling, which TensorFlow has only as a Keras "
+                            "optimizer wrapper (keras.optimizers.LossScaleOptimizer; keras:tensorflow runs it)")
+        tf.config.experimental.enable_tensor_float_32_execution(self.numerics.tf32)  # TF's default is on
+        self.compute, self.param_dtype = tf.as_dtype(self.precision.compute), tf.as_dtype(self.precision.params)
+        if self.precision.mixed:
+            mechanism = f"float32 variables cast to {self.precision.compute} in the forward pass; loss in float32"
+        elif self.precision.reduced:
+            mechanism = (f"variables, Adam's slots and beta powers in {self.precision.compute} (the fused optimizer "
+                         "kernels' dtype is the variable's), inputs cast to it in the step; loss in float32")
+        else:
+            mechanism = "float32"
         return {
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
             "mode": "tf.function",
             "jit_compile": self.variant == "xla",
+            **self.numerics.applied(mechanism, self.device, "tf.config.experimental.enable_tensor_float_32_execution",
+                                    "TF_CUDNN_USE_AUTOTUNE, XLA's --xla_gpu_autotune_level"),
         }
 
     def versions(self) -> dict[str, str]:
@@ -39,18 +60,21 @@ class TensorFlowAdapter(Adapter):
     def build(self, spec: WorkloadSpec, weights: Sequence[np.ndarray]) -> None:
         self.spec = spec
         with tf.device(self.tf_device):
-            self.params = [tf.Variable(w, trainable=True) for w in weights]
+            self.params = [tf.Variable(tf.cast(w, self.param_dtype), trainable=True) for w in weights]
             opt = spec.optimizer
             if opt.name == "adam":
-                self.slots = [(tf.Variable(tf.zeros_like(w)), tf.Variable(tf.zeros_like(w))) for w in weights]
-                self.beta_powers = (tf.Variable(opt.beta1, dtype=tf.float32), tf.Variable(opt.beta2, dtype=tf.float32))
+                self.slots = [(tf.Variable(tf.zeros_like(p)), tf.Variable(tf.zeros_like(p))) for p in self.params]
+                self.beta_powers = (tf.Variable(opt.beta1, dtype=self.param_dtype),
+                                    tf.Variable(opt.beta2, dtype=self.param_dtype))
         self._step = tf.function(self._train_step, jit_compile=self.variant == "xla")
         signature = [tf.TensorSpec((None,) + tuple(spec.input_shape), tf.float32)]
         self._forward_eval = tf.function(lambda x: self._forward(x, training=False), input_signature=signature)
         self._last_loss = None
 
     def _forward(self, x: tf.Tensor, training: bool) -> tf.Tensor:
-        params = iter(self.params)
+        """Logits in float32, computed in the precision's compute dtype."""
+        params = iter([tf.cast(p, self.compute) for p in self.params])
+        x = tf.cast(x, self.compute)
         for layer in self.spec.layers:
             if layer.kind == "dense":
                 x = tf.matmul(x, next(params)) + next(params)
@@ -64,7 +88,7 @@ class TensorFlowAdapter(Adapter):
                 x = tf.nn.dropout(x, rate=layer.rate) if training else x
             else:
                 x = _ACTIVATIONS[layer.kind](x)
-        return x
+        return tf.cast(x, tf.float32)
 
     def _loss(self, logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         if self.spec.loss == "softmax_cross_entropy":
@@ -89,7 +113,8 @@ class TensorFlowAdapter(Adapter):
             b2_power.assign(b2_power * opt.beta2)
         else:
             for var, grad in zip(self.params, grads):
-                tf.raw_ops.ResourceApplyGradientDescent(var=var.handle, alpha=opt.learning_rate, delta=grad)
+                tf.raw_ops.ResourceApplyGradientDescent(var=var.handle, alpha=tf.cast(opt.learning_rate, var.dtype),
+                                                        delta=grad)
         return loss
 
     def param_count(self) -> int:

@@ -144,7 +144,11 @@ class TheanoAdapter(Adapter):
         if self.device == "cuda":
             raise SkipTrial("the Theano adapter runs on the CPU only (Theano's CUDA backend needs libgpuarray)")
         self.device = "cpu"
+        if self.precision.reduced:
+            raise SkipTrial(f"Theano computes in floatX (float32 or float64) on the CPU; it has no bfloat16, and "
+                            f"float16 only on its GPU backend: {self.numerics.precision} cannot run")
         return {
+            **self.numerics.applied("float32 (floatX)", self.device, "", ""),
             "mode": "one compiled theano.function per step (C linker)",
             "blas": BLAS_DESCRIPTION,
             "blas_ldflags": theano.config.blas.ldflags,

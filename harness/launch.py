@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Callable
 
 from adapters import FRAMEWORKS
+from adapters.numerics import Numerics, numerics_environment
 from harness import lifeline, scratch
 from harness.envs import ENV_DIR_VAR
 from harness.files import BadFile, describe_os_error, write_json
+from harness.gpu_memory import ProcessGpuMemory
 from harness.measure import oom_kills
 from harness.record import Placement, TrialRecord, TrialSpec
 from harness.rundir import RunDir
@@ -75,11 +77,14 @@ def cold_caches(env: dict[str, str], folder: Path) -> dict[str, str]:
     return env
 
 
-def child_env(framework: str, variant: str, device: str, threads: int, root: Path = PROJECT_ROOT) -> dict[str, str]:
+def child_env(framework: str, variant: str, device: str, threads: int, root: Path = PROJECT_ROOT,
+              numerics: Numerics = Numerics()) -> dict[str, str]:
     """The environment of any child that runs an adapter (a trial or an equivalence probe) from the
     project at `root` (another revision's worktree in an A/B run)."""
     env = dict(os.environ)
     env.update(thread_env(threads))
+    for name, value in numerics_environment(numerics, device).items():
+        env[name] = f"{env[name]} {value}" if name == "XLA_FLAGS" and env.get(name) else value
     info = FRAMEWORKS.get(framework)
     if info is not None:
         env.update(info.env.get(variant, {}))
@@ -163,7 +168,9 @@ def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], cache
     started = time.monotonic()
     with open(log_path, "w") as log:
         try:
-            env = cold_caches(child_env(trial.framework, trial.variant, trial.device, trial.threads, root), caches)
+            numerics = Numerics(trial.precision, trial.tf32, trial.autotune)
+            env = cold_caches(child_env(trial.framework, trial.variant, trial.device, trial.threads, root, numerics),
+                              caches)
             proc = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
@@ -176,7 +183,10 @@ def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], cache
         exited = threading.Event()
         threading.Thread(target=lambda: (proc.wait(), exited.set()), daemon=True).start()
         deadline = started + trial.timeout_s
+        gpu_memory = ProcessGpuMemory(proc.pid) if trial.device != "cpu" else None
         try:
+            if gpu_memory:
+                gpu_memory.start()
             while not exited.wait(timeout=min(PROGRESS_S, max(0.0, deadline - time.monotonic()))):
                 last_state = _read_progress(progress_path) or last_state
                 if on_progress and last_state:
@@ -189,6 +199,8 @@ def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], cache
             interruption = exc
             _stop(proc)
         exited.wait()
+        if gpu_memory:
+            gpu_memory.stop()
         oom_after = oom_kills()
 
     record = _result(trial, run_id, proc.returncode, result_path, log_path, timed_out)
@@ -200,6 +212,8 @@ def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], cache
         record.reason = (f"the run was interrupted ({_interruption(interruption)}) "
                          f"{time.monotonic() - started:.0f} s into this trial; what it measured until then is kept; "
                          f"`bench.py run --resume` measures it again")
+    if gpu_memory:
+        record.device_process_peak_bytes = gpu_memory.peak_bytes
     _store(run, record.place(placement), machine_gflops)
     if interruption is not None:
         raise interruption

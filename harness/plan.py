@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass
 
 from adapters import FRAMEWORKS, default_selection, label, parse_selection
+from adapters.numerics import DEFAULT_PRECISION, PRECISIONS
 from harness.record import EXECUTORS, SCENARIOS, TrialSpec
 from harness.threads import usable_cores
 from workloads import IMAGE_DATASETS, WORKLOADS, dataset_for, get_workload
@@ -39,6 +40,9 @@ class RunOptions:
     scenarios: tuple[str, ...] = ("train",)  # train and/or infer
     batch_sizes: tuple[int, ...] = ()  # a sweep; empty: the workload's own (train), INFER_BATCH_SIZES (infer)
     widths: tuple[int, ...] = ()  # a sweep of the model's width; empty: the workload's own
+    precisions: tuple[str, ...] = (DEFAULT_PRECISION,)  # an axis: every point in each (adapters.numerics)
+    tf32: bool = False  # float32 matmuls may use TF32 on GPUs (off: "fp32" means float32)
+    autotune: bool = True  # convolution autotuning on GPUs, one policy for every framework
 
 
 def threads_problem(threads: int) -> str | None:
@@ -84,6 +88,9 @@ def options_problem(options: RunOptions) -> str | None:
     if not options.scenarios or any(s not in SCENARIOS for s in options.scenarios):
         bad = next((s for s in options.scenarios if s not in SCENARIOS), "")
         return f"scenarios: {bad!r} is not one of {', '.join(SCENARIOS)}"
+    if not options.precisions or any(p not in PRECISIONS for p in options.precisions):
+        bad = next((p for p in options.precisions if p not in PRECISIONS), "")
+        return f"precisions: {bad!r} is not one of {', '.join(PRECISIONS)}"
     for name, values in (("batch_sizes", options.batch_sizes), ("widths", options.widths)):
         problem = next((p for p in map(size_problem, values) if p), None)
         if problem:
@@ -99,11 +106,12 @@ def options_problem(options: RunOptions) -> str | None:
 
 
 def trial_id(workload: str, dataset: str, framework: str, variant: str, repeat: int, scenario: str = "train",
-             batch_size: int | None = None, width: int | None = None) -> str:
-    """`workload.dataset.framework.variant[.infer][.bBATCH][.wWIDTH].rREPEAT`: the workload's own
-    training shape keeps the short form, so its records and baselines match those of earlier runs."""
+             batch_size: int | None = None, width: int | None = None, precision: str = DEFAULT_PRECISION) -> str:
+    """`workload.dataset.framework.variant[.infer][.bBATCH][.wWIDTH][.PRECISION].rREPEAT`: the
+    workload's own training shape in float32 keeps the short form, so its records and baselines
+    match those of earlier runs."""
     shape = (".infer" if scenario == "infer" else "") + (f".b{batch_size}" if batch_size else "") \
-        + (f".w{width}" if width else "")
+        + (f".w{width}" if width else "") + (f".{precision}" if precision != DEFAULT_PRECISION else "")
     return f"{workload}.{dataset}.{framework}.{variant}{shape}.r{repeat}"
 
 
@@ -137,14 +145,17 @@ def plan(options: RunOptions) -> list[TrialSpec]:
     for repeat in range(options.repeats):
         for spec in workloads:
             dataset = dataset_for(spec, options.dataset)
-            for scenario, batch, width in shapes(spec, options):
+            points = [(*shape, precision) for shape in shapes(spec, options)
+                      for precision in dict.fromkeys(options.precisions)]
+            for scenario, batch, width, precision in points:
                 for framework, variant in selected:
                     trials.append(TrialSpec(
-                        trial_id=trial_id(spec.name, dataset, framework, variant, repeat, scenario, batch, width),
+                        trial_id=trial_id(spec.name, dataset, framework, variant, repeat, scenario, batch, width,
+                                          precision),
                         framework=framework, variant=variant, label=label(framework, variant),
                         adapter=FRAMEWORKS[framework].adapter, workload=spec.name, dataset=dataset,
                         profile=options.profile, device=options.device, threads=options.threads,
                         seed=options.seed, repeat=repeat, data_dir=options.data_dir,
                         cache_dir=options.cache_dir, timeout_s=timeout, scenario=scenario, batch_size=batch,
-                        width=width))
+                        width=width, precision=precision, tf32=options.tf32, autotune=options.autotune))
     return trials

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from adapters import environment_versions, load_adapter_class
+from adapters.numerics import DEFAULT_PRECISION, Numerics
+from adapters.base import SkipTrial
 from harness.lifeline import tie_to_parent
 from harness.threads import pin_to_cores
 from workloads import get_workload, reference
@@ -32,21 +34,25 @@ def cut_points(spec: WorkloadSpec) -> list[int]:
 
 
 def probe(adapter_cls: type, variant: str, threads: int, workload: str, seed: int, steps: int,
-          inference_only: bool = False) -> dict:
-    """The arrays of one workload; `inference_only`: the parameter count and the inference path's
-    output alone (a variant that is an inference path of another, which has no training)."""
+          inference_only: bool = False, precision: str = DEFAULT_PRECISION, layers: bool = True,
+          device: str = "cpu") -> dict:
+    """The arrays of one workload in `precision`; `inference_only`: the parameter count and the
+    inference path's output alone (a variant that is an inference path of another, which has no
+    training); `layers`: also each prefix model's output (without: the whole model's alone). A
+    precision the adapter cannot do raises its SkipTrial."""
+    numerics = Numerics(precision)
     spec = get_workload(workload)
     weights = spec.init_weights(seed)
     # The forward batch has the training batch's shape: compiling variants (torch.compile behind
     # Keras) would otherwise see a new batch size, recompile with dynamic shapes, and measure that.
     x_fixed = reference.forward_batch(spec, seed)
-    out: dict = {}
-    for cut in [] if inference_only else cut_points(spec):
-        adapter = adapter_cls(variant, "cpu", threads)
+    out: dict = {"layers_probed": np.array(layers and not inference_only)}
+    for cut in cut_points(spec) if layers and not inference_only else []:
+        adapter = adapter_cls(variant, device, threads, numerics)
         adapter.setup()
         adapter.build(reference.prefix(spec, cut), reference.weights_for(spec, weights, cut))
         out[f"layer{cut}"] = np.asarray(adapter.predict(x_fixed), np.float32)
-    adapter = adapter_cls(variant, "cpu", threads)
+    adapter = adapter_cls(variant, device, threads, numerics)
     adapter.setup()
     adapter.build(spec, weights)
     adapter.stage_inference(x_fixed)
@@ -56,7 +62,7 @@ def probe(adapter_cls: type, variant: str, threads: int, workload: str, seed: in
     if inference_only:
         out["param_count"] = np.array(adapter.param_count())
         return out
-    adapter = adapter_cls(variant, "cpu", threads)
+    adapter = adapter_cls(variant, device, threads, numerics)
     adapter.setup()
     adapter.build(spec, weights)
     out["param_count"] = np.array(adapter.param_count())
@@ -76,12 +82,16 @@ def main(argv: list[str]) -> int:
     pin_to_cores(request["threads"])
     adapter_cls = load_adapter_class(request["adapter"])
     meta = {"versions": {**environment_versions(request["framework"], request["variant"]),
-                         "numpy": np.__version__}, "python": sys.executable, "errors": {}}
+                         "numpy": np.__version__}, "python": sys.executable, "errors": {}, "skipped": {}}
     for workload in request["workloads"]:
         try:
             arrays = probe(adapter_cls, request["variant"], request["threads"], workload, request["seed"],
-                           request["steps"], request.get("inference_only", False))
+                           request["steps"], request.get("inference_only", False),
+                           request.get("precision", DEFAULT_PRECISION), request.get("layers", True),
+                           request.get("device", "cpu"))
             np.savez(out_dir / f"{workload}.npz", **arrays)
+        except SkipTrial as exc:
+            meta["skipped"][workload] = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported per workload, the others still run
             traceback.print_exc()
             meta["errors"][workload] = f"{type(exc).__name__}: {exc}"

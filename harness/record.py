@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from adapters.numerics import PRECISIONS
 
 SCHEMA_VERSION = 1
 # interrupted: the run was stopped (Ctrl-C, SIGTERM, SIGHUP) during the trial; `--resume` reruns it.
@@ -19,6 +22,14 @@ EXECUTORS = ("local", "ray")
 SCENARIOS = ("train", "infer")
 # The reason of an `error` record whose trial's node left the cluster: `--resume` reruns it.
 NODE_LOST = "node lost"
+
+
+def _iso_time(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _finite(value: float) -> bool:
@@ -57,12 +68,17 @@ class TrialSpec:
     scenario: str = "train"
     batch_size: int | None = None  # None: the workload's own
     width: int | None = None  # None: the workload's own (its hidden units or filters, see WorkloadSpec)
+    precision: str = "fp32"  # one of adapters.numerics.PRECISIONS
+    tf32: bool = False  # float32 matmuls may use TF32 (GPU)
+    autotune: bool = True  # convolution autotuning (GPU)
 
     @property
     def point(self) -> str:
-        """The workload and, where not its own training shape, the scenario and shape: 'mnist_mlp infer b32'."""
+        """The workload and, where not its own training shape and float32, the scenario, shape and
+        precision: 'mnist_mlp infer b32 mixed-bf16'."""
         return " ".join([self.workload] + (["infer"] if self.scenario == "infer" else [])
-                        + ([f"b{self.batch_size}"] if self.batch_size else []) + ([f"w{self.width}"] if self.width else []))
+                        + ([f"b{self.batch_size}"] if self.batch_size else []) + ([f"w{self.width}"] if self.width else [])
+                        + ([self.precision] if self.precision != "fp32" else []))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrialSpec":
@@ -152,6 +168,7 @@ class TrialRecord:
     train_flops_per_sample: int | None = None  # analytic, from the spec (see WorkloadSpec.train_flops)
     scenario: str = "train"  # one of SCENARIOS; infer: blocks and latencies time calls of the inference path
     width: int | None = None  # the model's width (WorkloadSpec.width); None: the workload has no width axis
+    precision: str = "fp32"  # as asked (adapters.numerics.PRECISIONS); settings["precision"] says how the framework applied it
     flops_per_sample: int | None = None  # of what the blocks time: a training step's, or a forward pass's (infer)
     # infer: the inference path's outputs on its first batch against the NumPy reference, largest
     # difference relative to the reference's largest value (at least 1)
@@ -165,6 +182,8 @@ class TrialRecord:
     rss_after_build_bytes: int | None = None
     peak_rss_bytes: int | None = None  # the child process's own high-water mark
     device_peak_bytes: int | None = None  # framework's device allocator peak (GPU only)
+    # GPU memory of the trial's processes as the driver counts them (NVML, sampled by the parent; harness.gpu_memory)
+    device_process_peak_bytes: int | None = None
     machine_gflops: float | None = None  # the parent's reference matmul just before the trial (harness.peak.machine_speed)
     data_feeding: str = ("device-resident batches, staged per epoch in the harness's order, "
                          "staging untimed; trailing partial batch dropped")
@@ -187,8 +206,13 @@ class TrialRecord:
             return f"field status is {self.status!r}; expected one of: {', '.join(STATUSES)}"
         if self.scenario not in SCENARIOS:
             return f"field scenario is {self.scenario!r}; expected one of: {', '.join(SCENARIOS)}"
+        if self.precision not in PRECISIONS:
+            return f"field precision is {self.precision!r}; expected one of: {', '.join(PRECISIONS)}"
         if self.executor not in EXECUTORS:
             return f"field executor is {self.executor!r}; expected one of: {', '.join(EXECUTORS)}"
+        for name, value in (("started_at", self.started_at), ("finished_at", self.finished_at)):
+            if value and not _iso_time(value):
+                return f"field {name} is {value!r}; expected an ISO 8601 time such as 2026-11-29T05:36:13+00:00"
         checks: list[tuple[str, object, str]] = [
             ("threads", self.threads, "count"), ("repeat", self.repeat, "index"), ("batch_size", self.batch_size, "count"),
             ("steps_per_epoch", self.steps_per_epoch, "index"), ("epochs", self.epochs, "index"),
@@ -203,6 +227,7 @@ class TrialRecord:
             ("rss_after_import_bytes", self.rss_after_import_bytes, "index"),
             ("rss_after_build_bytes", self.rss_after_build_bytes, "index"),
             ("peak_rss_bytes", self.peak_rss_bytes, "index"), ("device_peak_bytes", self.device_peak_bytes, "index"),
+            ("device_process_peak_bytes", self.device_process_peak_bytes, "index"),
             ("machine_gflops", self.machine_gflops, "rate"), ("wall_seconds", self.wall_seconds, "amount"),
             ("attempt", self.attempt, "count"),
         ]
@@ -238,4 +263,4 @@ class TrialRecord:
                    workload=trial.workload, dataset=trial.dataset, profile=trial.profile,
                    device=trial.device, threads=trial.threads, seed=trial.seed, repeat=trial.repeat,
                    status=status, reason=reason, scenario=trial.scenario, batch_size=trial.batch_size,
-                   width=trial.width)
+                   width=trial.width, precision=trial.precision)

@@ -22,6 +22,7 @@ import numpy as np
 from adapters import (FRAMEWORKS, MAIN_ENVIRONMENT, environment_of, environment_versions,
                       load_adapter_class)
 from adapters.base import Adapter, SkipTrial
+from adapters.numerics import Numerics, forward_problem
 from harness.files import write_json
 from harness.lifeline import tie_to_parent
 from harness.measure import current_rss_bytes, peak_rss_bytes
@@ -212,10 +213,9 @@ def infer(adapter: Adapter, spec: WorkloadSpec, data: TrainingData, weights: lis
     record.first_block = Block(epoch=0, first_step=0, steps=1, seconds=time.perf_counter() - t0)
     record.reference_error = reference.relative_error(reference.forward(spec, weights, reference_inputs),
                                                       np.asarray(adapter.outputs(handle))[:rows])
-    if not record.reference_error <= reference.FORWARD_TOLERANCE:
-        raise RuntimeError(f"the inference path's outputs differ from the NumPy reference by "
-                           f"{record.reference_error:.3g} (relative to the largest output; the tolerance is "
-                           f"{reference.FORWARD_TOLERANCE:g})")
+    problem = forward_problem(record.reference_error, trial.precision, reference.FORWARD_TOLERANCE)
+    if problem:
+        raise RuntimeError(f"the inference path's outputs {problem}")
 
     calls, block_size, timed, wanted = 1, 1, 0.0, INFER_BLOCKS[trial.profile]
     while len(record.blocks) < wanted:
@@ -253,7 +253,8 @@ def run(trial: TrialSpec, record: TrialRecord, progress: Progress) -> None:
         raise SkipTrial(f"{exc.name} is not installed for {sys.executable}") from exc
     record.rss_after_import_bytes = current_rss_bytes()
     record.settings["compile_cache"] = os.environ.get("BENCH_COMPILE_CACHE", "as configured (not set by the harness)")
-    adapter: Adapter = adapter_cls(trial.variant, trial.device, trial.threads)
+    numerics = Numerics(trial.precision, trial.tf32, trial.autotune)
+    adapter: Adapter = adapter_cls(trial.variant, trial.device, trial.threads, numerics)
     record.settings.update(adapter.setup())
     record.device = adapter.device
     record.versions = {**environment_versions(trial.framework, trial.variant), **adapter.versions(),

@@ -1,5 +1,5 @@
-"""Statistics from raw records: one row per case (workload, scenario, batch size, width), dataset and
-framework:variant, repeats pooled."""
+"""Statistics from raw records: one row per case (workload, scenario, batch size, width, precision),
+dataset and framework:variant, repeats pooled."""
 from __future__ import annotations
 
 import math
@@ -9,17 +9,18 @@ import numpy as np
 import pandas as pd
 
 from adapters import FRAMEWORKS
+from adapters.numerics import DEFAULT_PRECISION, PRECISIONS
 from harness.record import TrialRecord
 from reports.stats import Noise, median_ci, pooled_noise, process_interval
 from workloads import WORKLOADS
 
-COLUMNS = ["workload", "case", "scenario", "batch_size", "width", "dataset", "label", "version", "status", "reason", "repeats", "processes", "throughput",
+COLUMNS = ["workload", "case", "scenario", "batch_size", "width", "precision", "dataset", "label", "version", "status", "reason", "repeats", "processes", "throughput",
            "throughput_interval", "throughput_low", "throughput_high", "throughput_q1", "throughput_q3",
            "throughput_sustained", "steps_per_s", "first_block_s", "latency_p50_s", "latency_p90_s", "latency_p99_s",
            "test_accuracy", "target_accuracy", "target_reached", "steps_to_target", "time_to_target_s",
            "rss_after_import_bytes", "rss_after_build_bytes", "peak_rss_bytes", "training_memory_bytes",
-           "device_peak_bytes", "flops_per_sample", "gflops", "peak_gflops", "peak_fraction", "param_count", "blocks",
-           "machine_gflops"]
+           "device_peak_bytes", "device_process_peak_bytes", "flops_per_sample", "gflops", "peak_gflops", "peak_fraction", "param_count", "blocks",
+           "machine_gflops", "precision_applied"]
 
 # What the interval around a median means (column throughput_interval): with repeats, a 95%
 # confidence interval that includes the spread between processes; with one process, only the
@@ -104,24 +105,27 @@ def training_memory(record: TrialRecord) -> int | None:
     return max(0, record.peak_rss_bytes - record.rss_after_build_bytes)
 
 
-def shape_of(record: TrialRecord) -> tuple[str, int | None, int | None]:
-    """(scenario, batch size, width) of a record, the workload's own filled in where a record does
-    not say (one that was never run; one written before sweeps existed)."""
+def shape_of(record: TrialRecord) -> tuple[str, int | None, int | None, str]:
+    """(scenario, batch size, width, precision) of a record, the workload's own filled in where a
+    record does not say (one that was never run; one written before sweeps existed)."""
     spec = WORKLOADS.get(record.workload)
     batch = record.batch_size or (spec.batch_size if spec else None)
     width = record.width or (spec.width if spec else None)
-    return record.scenario, batch, width
+    return record.scenario, batch, width, record.precision
 
 
-def case_name(workload: str, scenario: str, batch: int | None, width: int | None) -> str:
-    """What a table is about: 'mnist_mlp', 'mnist_mlp · inference, batch 32', 'mnist_mlp · batch 512, width 2048'
-    (the workload's own batch size and width go unsaid in training)."""
+def case_name(workload: str, scenario: str, batch: int | None, width: int | None,
+              precision: str = DEFAULT_PRECISION) -> str:
+    """What a table is about: 'mnist_mlp', 'mnist_mlp · inference, batch 32', 'mnist_mlp · batch 512, width 2048',
+    'mnist_mlp · mixed-bf16' (the workload's own batch size and width, and fp32, go unsaid in training)."""
     spec = WORKLOADS.get(workload)
     parts = ["inference"] if scenario == "infer" else []
     if batch is not None and (scenario == "infer" or spec is None or batch != spec.batch_size):
         parts.append(f"batch {batch}")
     if width is not None and (spec is None or width != spec.width):
         parts.append(f"width {width}")
+    if precision != DEFAULT_PRECISION:
+        parts.append(precision)
     return workload + (" · " + ", ".join(parts) if parts else "")
 
 
@@ -155,7 +159,7 @@ def summarize(records: Iterable[TrialRecord],
     noise = pooled_noise([[rates[id(r)] for r in group if id(r) in rates and id(r) not in suspects]
                           for group in groups.values()])
     rows = []
-    for (workload, scenario, batch, width, dataset, label), group in groups.items():
+    for (workload, scenario, batch, width, precision, dataset, label), group in groups.items():
         ok = [r for r in group if r.status == "ok"]
         failed = [r for r in group if r.status != "ok"]
         per_process = [rates[id(r)] for r in ok if id(r) in rates]
@@ -173,8 +177,9 @@ def summarize(records: Iterable[TrialRecord],
         gflops = median * flops / 1e9 if median and flops else None
         status = "ok" if ok and not failed else (failed[0].status if not ok else f"ok {len(ok)}/{len(group)}")
         rows.append({
-            "workload": workload, "case": case_name(workload, scenario, batch, width), "scenario": scenario,
-            "batch_size": batch, "width": width, "dataset": dataset, "label": label, "status": status,
+            "workload": workload, "case": case_name(workload, scenario, batch, width, precision), "scenario": scenario,
+            "batch_size": batch, "width": width, "precision": precision, "dataset": dataset, "label": label,
+            "status": status,
             "version": framework_version(first or group[0]),
             "reason": "; ".join(sorted({r.reason for r in failed if r.reason})),
             "repeats": len(group), "processes": len(per_process),
@@ -192,19 +197,23 @@ def summarize(records: Iterable[TrialRecord],
             "peak_rss_bytes": _median([r.peak_rss_bytes for r in ok]),
             "training_memory_bytes": _median([training_memory(r) for r in ok]),
             "device_peak_bytes": _median([r.device_peak_bytes for r in ok]),
+            "device_process_peak_bytes": _median([r.device_process_peak_bytes for r in ok]),
             "flops_per_sample": flops, "gflops": gflops, "peak_gflops": peak,
             "peak_fraction": gflops / peak if gflops and peak else None,
             "param_count": first.param_count if first else None,
             "blocks": int(pooled.size),
             "machine_gflops": _median([r.machine_gflops for r in group]),
+            "precision_applied": (first.settings.get("precision") or "") if first else "",
         })
     return sort_cases(pd.DataFrame(rows, columns=COLUMNS))
 
 
 def sort_cases(frame: pd.DataFrame) -> pd.DataFrame:
-    """Workload by workload, training before inference, narrow to wide, small batches to large; the
-    fastest first within a case."""
-    rank = frame.assign(_infer=frame["scenario"].eq("infer"), _speed=-frame["throughput"].astype(float))
-    rank = rank.sort_values(["workload", "dataset", "_infer", "width", "batch_size", "_speed"], na_position="last",
-                            kind="stable")
-    return rank.drop(columns=["_infer", "_speed"]).reset_index(drop=True)
+    """Workload by workload, training before inference, narrow to wide, small batches to large,
+    precisions in PRECISIONS order; the fastest first within a case."""
+    order = {name: i for i, name in enumerate(PRECISIONS)}
+    rank = frame.assign(_infer=frame["scenario"].eq("infer"), _speed=-frame["throughput"].astype(float),
+                        _precision=frame["precision"].map(order))
+    rank = rank.sort_values(["workload", "dataset", "_infer", "width", "batch_size", "_precision", "_speed"],
+                            na_position="last", kind="stable")
+    return rank.drop(columns=["_infer", "_speed", "_precision"]).reset_index(drop=True)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from harness.files import BadFile
 from harness.record import TrialRecord
-from reports import plots, scaling
+from reports import plots, precision, scaling
 from reports.aggregate import CI_95, record_case
 from reports.tables import SORT_COLUMNS, interval_header, table_headers, table_keys, table_rows
 
@@ -174,7 +174,7 @@ def _scaling_sections(frame: pd.DataFrame, palette: dict) -> tuple[list[str], li
     found = scaling.sweeps(frame)
     links, sections = [], []
     for key in scaling.groups(found):
-        mine = [s for s in found if (s.workload, s.dataset, s.scenario) == key]
+        mine = [s for s in found if s.key == key]
         title = scaling.figure_title(*key)  # "Scaling: mnist_mlp training on mnist"
         anchor = _e("s-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", title.removeprefix("Scaling: ")))
         verdict = " ".join(f"<b>{_e(s.title)}</b>: {_e(scaling.verdict(s))}" for s in mine)
@@ -214,6 +214,10 @@ def render(frame: pd.DataFrame, records: list[TrialRecord], settings: list[str],
     scaling_links, scaling_sections = _scaling_sections(frame, palette)
     links += scaling_links
     sections += scaling_sections
+    precision_section = precision.html_section(frame, _e)
+    if precision_section:
+        links.append("<a href=\"#precision\">precision</a>")
+        sections.append(precision_section)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"

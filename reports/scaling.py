@@ -9,12 +9,19 @@ from dataclasses import dataclass
 import pandas as pd
 from tabulate import tabulate
 
+from adapters.numerics import DEFAULT_PRECISION
 from reports.aggregate import CI_95
 from reports.tables import md_text
 
 AXES = {"batch_size": "batch", "width": "width"}
 OTHER_AXIS = {"batch_size": "width", "width": "batch_size"}
 SCENARIO_NAMES = {"train": "training", "infer": "inference"}
+
+
+def _subject(workload: str, dataset: str, scenario: str, precision: str) -> str:
+    """'mnist_mlp training on mnist', 'mnist_mlp inference in mixed-bf16 on mnist'."""
+    return (f"{workload} {SCENARIO_NAMES.get(scenario, scenario)}"
+            f"{'' if precision == DEFAULT_PRECISION else ' in ' + precision} on {dataset}")
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,7 @@ class Sweep:
     workload: str
     dataset: str
     scenario: str
+    precision: str
     axis: str  # "batch_size" or "width"
     fixed: int | None  # the other axis's value
     rows: pd.DataFrame  # one row per (point, framework label), measured ones only
@@ -33,10 +41,14 @@ class Sweep:
         return OTHER_AXIS[self.axis]
 
     @property
+    def key(self) -> tuple[str, str, str, str]:
+        """(workload, dataset, scenario, precision): the sweeps drawn in one figure."""
+        return self.workload, self.dataset, self.scenario, self.precision
+
+    @property
     def title(self) -> str:
         held = f", {AXES[self.other]} {self.fixed}" if self.fixed is not None else ""
-        return (f"{self.workload} {SCENARIO_NAMES.get(self.scenario, self.scenario)} on {self.dataset}{held}: "
-                f"{AXES[self.axis]} sweep")
+        return f"{_subject(*self.key)}{held}: {AXES[self.axis]} sweep"
 
     @property
     def points(self) -> list[int]:
@@ -48,16 +60,16 @@ class Sweep:
 
 
 def sweeps(frame: pd.DataFrame) -> list[Sweep]:
-    """Every line of two or more measured points along batch size or width, per workload, dataset
-    and scenario (a grid of widths x batch sizes gives a batch sweep per width and a width sweep
-    per batch size)."""
+    """Every line of two or more measured points along batch size or width, per workload, dataset,
+    scenario and precision (a grid of widths x batch sizes gives a batch sweep per width and a width
+    sweep per batch size)."""
     measured = frame[frame["throughput"].notna()]
     found = []
-    for (workload, dataset, scenario), group in measured.groupby(["workload", "dataset", "scenario"], sort=False):
+    for key, group in measured.groupby(["workload", "dataset", "scenario", "precision"], sort=False):
         for axis, other in OTHER_AXIS.items():
             for fixed, line in group.groupby(group[other].fillna(-1), sort=True):
                 if line[axis].nunique() >= 2:
-                    found.append(Sweep(workload, dataset, scenario, axis, None if fixed == -1 else int(fixed),
+                    found.append(Sweep(*key, axis, None if fixed == -1 else int(fixed),
                                        line.sort_values([axis, "label"])))
     return found
 
@@ -146,27 +158,27 @@ def sweep_table(sweep: Sweep, markdown: bool) -> str:
                     colalign=("left",) + ("right",) * len(sweep.points))
 
 
-def groups(found: list[Sweep]) -> list[tuple[str, str, str]]:
-    """(workload, dataset, scenario) of these sweeps, in order: one scaling figure each."""
-    return list(dict.fromkeys((s.workload, s.dataset, s.scenario) for s in found))
+def groups(found: list[Sweep]) -> list[tuple[str, str, str, str]]:
+    """`Sweep.key`s of these sweeps, in order: one scaling figure each."""
+    return list(dict.fromkeys(s.key for s in found))
 
 
-def figure(frame: pd.DataFrame, key: tuple[str, str, str], palette: dict) -> str:
-    """The scaling figure (SVG) of one (workload, dataset, scenario)."""
+def figure(frame: pd.DataFrame, key: tuple[str, str, str, str], palette: dict) -> str:
+    """The scaling figure (SVG) of one (workload, dataset, scenario, precision)."""
     from reports import plots
 
-    workload, dataset, scenario = key
-    group = frame[(frame["workload"] == workload) & (frame["dataset"] == dataset) & (frame["scenario"] == scenario)]
+    group = frame[(frame[["workload", "dataset", "scenario", "precision"]] == key).all(axis=1)]
     return plots.scaling(group, palette, figure_title(*key))
 
 
-def figure_name(workload: str, dataset: str, scenario: str) -> str:
+def figure_name(workload: str, dataset: str, scenario: str, precision: str = DEFAULT_PRECISION) -> str:
     """The scaling figure's file beside summary.md."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"scaling-{workload}-{scenario}-{dataset}") + ".svg"
+    suffix = "" if precision == DEFAULT_PRECISION else f"-{precision}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"scaling-{workload}-{scenario}-{dataset}{suffix}") + ".svg"
 
 
-def figure_title(workload: str, dataset: str, scenario: str) -> str:
-    return f"Scaling: {workload} {SCENARIO_NAMES.get(scenario, scenario)} on {dataset}"
+def figure_title(workload: str, dataset: str, scenario: str, precision: str = DEFAULT_PRECISION) -> str:
+    return f"Scaling: {_subject(workload, dataset, scenario, precision)}"
 
 
 def markdown_section(frame: pd.DataFrame) -> str:
@@ -179,7 +191,7 @@ def markdown_section(frame: pd.DataFrame) -> str:
              "every point is a trial of its own"]
     for key in groups(found):
         parts.append(f"![{md_text(figure_title(*key))}]({figure_name(*key)})")
-        for sweep in (s for s in found if (s.workload, s.dataset, s.scenario) == key):
+        for sweep in (s for s in found if s.key == key):
             parts += [f"### {md_text(sweep.title)}", sweep_table(sweep, markdown=True), md_text(verdict(sweep))]
     return "\n\n".join(parts)
 
@@ -189,7 +201,7 @@ def text_section(frame: pd.DataFrame) -> str:
     return "\n\n".join(f"{s.title}\n{sweep_table(s, markdown=False)}\n{verdict(s)}" for s in sweeps(frame))
 
 
-CSV_COLUMNS = ["sweep", "workload", "dataset", "scenario", "axis", "point", "fixed_axis", "fixed", "label",
+CSV_COLUMNS = ["sweep", "workload", "dataset", "scenario", "precision", "axis", "point", "fixed_axis", "fixed", "label",
                "throughput", "throughput_low", "throughput_high", "flops_per_step", "peak_fraction", "fastest"]
 
 
@@ -200,7 +212,7 @@ def csv_text(frame: pd.DataFrame) -> str:
         leaders = {p: sweep.fastest(p)["label"] for p in sweep.points}
         for _, r in sweep.rows.iterrows():
             rows.append({"sweep": sweep.title, "workload": sweep.workload, "dataset": sweep.dataset,
-                         "scenario": sweep.scenario, "axis": sweep.axis, "point": int(r[sweep.axis]),
+                         "scenario": sweep.scenario, "precision": sweep.precision, "axis": sweep.axis, "point": int(r[sweep.axis]),
                          "fixed_axis": sweep.other, "fixed": sweep.fixed, "label": r["label"],
                          "throughput": r["throughput"], "throughput_low": r["throughput_low"],
                          "throughput_high": r["throughput_high"],

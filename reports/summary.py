@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adapters.numerics import PRECISIONS
 from harness.files import BadFile, write_text
 from harness.record import TrialRecord
 from harness.rundir import Manifest
-from reports import export, html, plots, scaling
+from reports import export, html, plots, precision, scaling
 from reports.aggregate import BUSY_FRACTION, busy_machine
 from reports.load import load_runs, run_labels
 from reports.names import FILENAMES, FORMATS, SCALING_CSV
@@ -29,7 +30,11 @@ def settings_lines(manifest: Manifest) -> list[str]:
         f"machine: {env.cpu_model}, {env.cpu_cores or '?'} cores, GPUs: {', '.join(env.gpus) or 'none'}; {env.os}",
         f"profile {options.profile}, device {options.device}, threads {options.threads} (intra-op; inter-op 1; "
         f"OpenMP wait policy {env.thread_env.get('OMP_WAIT_POLICY', 'not recorded')}), seed {options.seed}, "
-        f"repeats {options.repeats}, float32",
+        f"repeats {options.repeats}",
+        "precision " + ", ".join(f"{p} ({PRECISIONS[p].description})" for p in options.precisions)
+        + f"; TF32 for float32 matmuls on GPUs {'on' if options.tf32 else 'off'}; convolution autotuning on GPUs "
+          f"{'on' if options.autotune else 'off'} (the same for every framework; each record says how its framework "
+          "applied them)",
         "same initial weights (NumPy, from the seed) and the same batch order in every framework; "
         "batches staged on the device per epoch, untimed; throughput is the median over timed blocks "
         "of steps after the first step (which is reported apart as 'first block')",
@@ -131,9 +136,7 @@ def _all_settings(manifests: list[Manifest | None], records: list[TrialRecord]) 
 def render_markdown(frame: pd.DataFrame, records: list[TrialRecord], manifests: list[Manifest | None],
                     unreadable: list[BadFile] = ()) -> str:
     parts = ["# Benchmark summary", workload_tables(frame, markdown=True)]
-    sweeps_section = scaling.markdown_section(frame)
-    if sweeps_section:
-        parts.append(sweeps_section)
+    parts += [section for section in (scaling.markdown_section(frame), precision.markdown_section(frame)) if section]
     trouble = problems(frame, markdown=True, unreadable=unreadable)
     if trouble:
         parts += ["## Skipped or failed", trouble + "\n\nFull output of each trial: `logs/<trial>.log`."]

@@ -15,6 +15,9 @@ MEMORY_HEADER = "train mem (peak RSS)"
 HEADERS = ["framework", "version", "status", "samples/s", INTERVAL, "sustained", "vs fastest", "steps/s",
            "first block", "test acc", "to target", MEMORY_HEADER, "GFLOP/s (of peak)"]
 LATENCY_HEADER = "step p50 / p90 / p99"
+# Where a trial ran on a GPU: its processes' GPU memory as the driver counts it (NVML, sampled), and
+# in parentheses its framework's allocator peak (what PyTorch, TensorFlow and JAX report; MXNet none).
+GPU_MEMORY_HEADER = "GPU mem (allocator)"
 # Inference tables (scenario infer): calls of the inference path instead of training steps.
 INFER_HEADERS = ["framework", "version", "status", "samples/s", INTERVAL, "sustained", "vs fastest", "calls/s",
                  "first call", "call p50 / p90 / p99", "peak RSS", "GFLOP/s (of peak)"]
@@ -22,7 +25,7 @@ INFER_HEADERS = ["framework", "version", "status", "samples/s", INTERVAL, "susta
 SORT_COLUMNS = dict(zip(HEADERS + [LATENCY_HEADER], [
     "label", "version", "status", "throughput", "throughput_low", "throughput_sustained", "throughput", "steps_per_s",
     "first_block_s", "test_accuracy", "time_to_target_s", "training_memory_bytes", "gflops", "latency_p50_s"]))
-SORT_COLUMNS.update({"calls/s": "steps_per_s", "first call": "first_block_s", "call p50 / p90 / p99": "latency_p50_s",
+SORT_COLUMNS.update({GPU_MEMORY_HEADER: "device_process_peak_bytes", "calls/s": "steps_per_s", "first call": "first_block_s", "call p50 / p90 / p99": "latency_p50_s",
                      "peak RSS": "peak_rss_bytes"})
 
 
@@ -119,13 +122,21 @@ def _inference(frame: pd.DataFrame) -> bool:
     return bool(frame["scenario"].eq("infer").all()) if len(frame) else False
 
 
+def _on_gpu(frame: pd.DataFrame) -> bool:
+    return bool(frame[["device_process_peak_bytes", "device_peak_bytes"]].notna().any(axis=None))
+
+
+def _gpu_memory(row: pd.Series) -> str:
+    return f"{_mib(row['device_process_peak_bytes'])} ({_mib(row['device_peak_bytes'])})"
+
+
 def table_rows(frame: pd.DataFrame, with_latency: bool, markdown: bool = False) -> list[list[str]]:
     """The display cells of one case's table, in `table_keys` order, one row per frame row (text
     from records escaped for markdown when `markdown`)."""
     text = md_text if markdown else str
     fastest = frame["throughput"].max()
     mixed = interval_header(frame) not in (CI_95, WITHIN_RUN)
-    infer = _inference(frame)
+    infer, gpu = _inference(frame), _on_gpu(frame)
     rows = []
     for _, row in frame.iterrows():
         relative = "–" if _missing(row["throughput"]) else f"{row['throughput'] / fastest:.2f}×"
@@ -135,10 +146,11 @@ def table_rows(frame: pd.DataFrame, with_latency: bool, markdown: bool = False) 
         head = [text(row["label"]), "–" if _missing(row["version"]) else text(row["version"]), text(row["status"]),
                 _num(row["throughput"]), _interval(row, mixed), _num(row["throughput_sustained"]), relative,
                 _num(row["steps_per_s"], 1), _seconds(row["first_block_s"])]
+        device = [_gpu_memory(row)] if gpu else []
         if infer:
-            rows.append(head + [latency, _mib(row["peak_rss_bytes"]), _efficiency(row)])
+            rows.append(head + [latency, _mib(row["peak_rss_bytes"])] + device + [_efficiency(row)])
             continue
-        cells = head + [_accuracy(row), _to_target(row), memory, _efficiency(row)]
+        cells = head + [_accuracy(row), _to_target(row), memory] + device + [_efficiency(row)]
         if with_latency:
             cells.append(latency)
         rows.append(cells)
@@ -146,10 +158,12 @@ def table_rows(frame: pd.DataFrame, with_latency: bool, markdown: bool = False) 
 
 
 def table_keys(group: pd.DataFrame, with_latency: bool) -> list[str]:
-    """The columns of one case's table, as in HEADERS (the interval unnamed)."""
-    if _inference(group):
-        return list(INFER_HEADERS)
-    return HEADERS + ([LATENCY_HEADER] if with_latency else [])
+    """The columns of one case's table, as in HEADERS (the interval unnamed), with the GPU memory
+    column after the memory one where a trial ran on a GPU."""
+    keys = list(INFER_HEADERS) if _inference(group) else HEADERS + ([LATENCY_HEADER] if with_latency else [])
+    if _on_gpu(group):
+        keys.insert(keys.index("GFLOP/s (of peak)"), GPU_MEMORY_HEADER)
+    return keys
 
 
 def table_headers(group: pd.DataFrame, with_latency: bool) -> list[str]:

@@ -50,3 +50,12 @@ class FreshInferenceModel(PyTorchAdapter):
         settings = super().stage_inference(x)
         self.infer_model = build_module(self.spec).to(self.dev).eval()
         return settings
+
+
+class IgnoresPrecision(PyTorchAdapter):
+    """Accepts any --precision and runs float32 whatever was asked."""
+
+    def __init__(self, variant, device, threads, numerics=None):
+        from adapters.numerics import Numerics
+
+        super().__init__(variant, device, threads, Numerics())

@@ -162,3 +162,18 @@ def test_resume_answers_any_damaged_manifest_or_record_and_loses_no_record(fakes
     _assert_answered(code, err, [target, run])
     kept = [p.read_bytes() for p in run.rglob("*.json") if p.parent.name in ("records", "interrupted")]
     assert record_bytes in kept  # set aside at most, never lost
+
+
+def test_a_record_whose_times_are_not_iso_8601_is_named_as_damaged(tmp_path):
+    """Found by the resume test above: a record with `"started_at": "0"` passed validation and then
+    crashed the report's overlap check."""
+    from harness.files import BadFile
+    from harness.schema import load_record
+
+    source = next((GOLDEN / "records").glob("*.json"))
+    record = json.loads(source.read_text())
+    record["started_at"] = "0"
+    path = tmp_path / source.name
+    path.write_text(json.dumps(record))
+    with pytest.raises(BadFile, match=r"field started_at is '0'; expected an ISO 8601 time"):
+        load_record(path)

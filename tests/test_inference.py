@@ -103,7 +103,7 @@ def test_an_inference_path_that_returns_probabilities_is_an_error_record(fakes, 
                      "--profile", "smoke", "--threads", "1", "--out", str(tmp_path))
     assert code == 1
     (record,) = _records_of(tmp_path).values()
-    assert record.status == "error" and "the inference path's outputs differ from the NumPy reference" in record.reason
+    assert record.status == "error" and "the inference path's outputs differ from the NumPy float32 reference" in record.reason
     assert record.reference_error > 1e-4
 
 
@@ -167,7 +167,7 @@ def test_the_scaling_section_names_where_the_fastest_changes(tmp_path):
     figure = tmp_path / "report" / "scaling-mnist_mlp-infer-mnist.svg"
     assert figure.read_text().startswith("<svg") and f"]({figure.name})" in written["md"].read_text()
     lines = written["scaling csv"].read_text().splitlines()
-    assert lines[0].startswith("sweep,workload,dataset,scenario,axis,point") and len(lines) == 1 + 6
+    assert lines[0].startswith("sweep,workload,dataset,scenario,precision,axis,point") and len(lines) == 1 + 6
     assert sum(line.endswith(",True") for line in lines) == 3  # one fastest per point
 
 

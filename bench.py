@@ -99,22 +99,20 @@ def _metric(text: str) -> tuple[str, float | None]:
     return name, _percent(pct) if pct else None
 
 
-def _scenarios(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(part.strip() for part in text.split(",")))
-    bad = [n for n in names if n not in SCENARIOS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"unknown scenario {(bad or [''])[0]!r}; choose from: {', '.join(SCENARIOS)} "
-                                         "(several as train,infer)")
-    return names
+def _names_from(what: str, allowed, example: str) -> Callable[[str], tuple[str, ...]]:
+    """A parser of 'a,b' into names, each one of `allowed` ('unknown <what> ...; choose from: ...')."""
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(dict.fromkeys(part.strip() for part in text.split(",")))
+        bad = [n for n in names if n not in allowed]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f"unknown {what} {(bad or [''])[0]!r}; choose from: "
+                                             f"{', '.join(allowed)} (several as {example})")
+        return names
+    return parse
 
 
-def _precisions(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(part.strip() for part in text.split(",")))
-    bad = [n for n in names if n not in PRECISIONS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"unknown precision {(bad or [''])[0]!r}; choose from: {', '.join(PRECISIONS)} "
-                                         "(several as fp32,mixed-bf16)")
-    return names
+_scenarios = _names_from("scenario", SCENARIOS, "train,infer")
+_precisions = _names_from("precision", PRECISIONS, "fp32,mixed-bf16")
 
 
 def _sizes(text: str) -> tuple[int, ...]:

@@ -6,7 +6,8 @@ MXNet executes asynchronously on its engine threads; `mx.nd.waitall()` is the de
 Precision through MXNet's AMP (`mxnet.contrib.amp`, initialised before the network is built):
 mixed-bf16 on the CPU (oneDNN), mixed-fp16 with AMP's dynamic loss scaling on a GPU. Pure bf16 is
 skipped (Gluon cannot cast parameters to bfloat16), as are float16 formats on a CPU (MXNet 1.9's
-float16 dense layers run only with cuDNN); pure fp16 on a GPU casts the network (`net.cast`).
+float16 dense layers run only with cuDNN) and bfloat16 on a GPU; pure fp16 on a GPU casts the
+network (`net.cast`).
 """
 from __future__ import annotations
 
@@ -104,6 +105,8 @@ class MXNetAdapter(Adapter):
                             "(mixed-bf16) is supported")
         if p.compute == "float16" and self.device != "cuda":
             raise SkipTrial("MXNet 1.9's float16 dense layers run only with cuDNN (on a GPU), not on a CPU")
+        if p.compute == "bfloat16" and self.device == "cuda":
+            raise SkipTrial("MXNet 1.9's bfloat16 AMP runs on oneDNN (the CPU); on a GPU its AMP has float16 only")
         self.amp = None
         if p.mixed:
             from mxnet.contrib import amp

@@ -56,6 +56,14 @@ def interpreter_or_skip(framework: str, variant: str) -> str:
     return envs.interpreter(framework, variant, envs.base_dir())
 
 
+def framework_args(names: list[str]) -> list[str]:
+    """`-f NAME` arguments for `bench.py run`, each variant's interpreter checked (interpreter_or_skip)."""
+    for name in names:
+        framework, _, variant = name.partition(":")
+        interpreter_or_skip(framework, variant or "default")
+    return [arg for name in names for arg in ("-f", name)]
+
+
 def make_trial(adapter: str, workload: str = "xor", dataset: str = "xor", framework: str = "fake",
                variant: str = "default", profile: str = "smoke", timeout_s: float = 120.0,
                data_dir: Path | None = None, label: str | None = None) -> TrialSpec:

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from harness import envs, equivalence
+from tests.conftest import framework_args
 from tests.test_precision import _records_of
 from tests.test_faults import cli
 
@@ -31,13 +32,9 @@ def gpu_or_skip() -> str:
     return listing.stdout.strip()
 
 
-def _framework_args(names: list[str]) -> list[str]:
-    return [a for name in names for a in ("-f", name)]
-
-
 def test_every_framework_trains_on_the_gpu_with_its_process_memory_measured(tmp_path, data_dir):
     gpu_or_skip()
-    code, out, err = cli("run", *_framework_args(GPU_VARIANTS), "-w", "mnist_cnn", "--device", "cuda",
+    code, out, err = cli("run", *framework_args(GPU_VARIANTS), "-w", "mnist_cnn", "--device", "cuda",
                          "--profile", "smoke", "--out", str(tmp_path))
     records = {r.label: r for r in _records_of(tmp_path).values()}
     assert code in (0, 1), err
@@ -73,7 +70,7 @@ def test_the_model_on_the_gpu_is_the_reference_model(name, precision):
 
 def test_mixed_precision_on_the_gpu_uses_each_frameworks_own_mechanism(tmp_path, data_dir):
     gpu_or_skip()
-    code, _, err = cli("run", *_framework_args(MAIN_ENVIRONMENT_VARIANTS), "-w", "mnist_mlp", "--device", "cuda",
+    code, _, err = cli("run", *framework_args(MAIN_ENVIRONMENT_VARIANTS), "-w", "mnist_mlp", "--device", "cuda",
                        "--precision", "mixed-bf16,mixed-fp16", "--profile", "smoke", "--out", str(tmp_path))
     assert code == 0, err
     records = {(r.label, r.precision): r for r in _records_of(tmp_path).values()}

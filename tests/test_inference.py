@@ -14,7 +14,7 @@ from harness.trial import INFER_BLOCKS, MIN_LATENCY_CALLS
 from reports import scaling
 from reports.aggregate import summarize
 from reports.summary import render_markdown, write_reports
-from tests.conftest import interpreter_or_skip
+from tests.conftest import framework_args
 from tests.test_faults import cli, one_line
 from workloads import get_workload
 
@@ -110,11 +110,7 @@ def test_an_inference_path_that_returns_probabilities_is_an_error_record(fakes, 
 @pytest.mark.framework
 def test_real_inference_paths_in_trials(tmp_path, data_dir):
     chosen = ["pytorch", "jax", "keras:jax", "keras:torch-call"]
-    for name in chosen:
-        framework, _, variant = name.partition(":")
-        interpreter_or_skip(framework, variant or "default")
-    args = [a for name in chosen for a in ("-f", name)]
-    code, _, err = cli("run", *args, "-w", "mnist_mlp", "--scenario", "infer", "--batch-size", "48",
+    code, _, err = cli("run", *framework_args(chosen), "-w", "mnist_mlp", "--scenario", "infer", "--batch-size", "48",
                        "--profile", "smoke", "--threads", "1", "--out", str(tmp_path / "infer"))
     assert code == 0, err
     records = list(_records_of(tmp_path / "infer").values())

@@ -13,7 +13,7 @@ from harness.plan import RunOptions, options_problem, plan
 from harness.record import SCHEMA_VERSION, Block, TrialRecord
 from reports.aggregate import summarize
 from reports.summary import render_markdown
-from tests.conftest import interpreter_or_skip
+from tests.conftest import framework_args
 from tests.test_faults import cli, one_line
 from workloads.reference import FORWARD_TOLERANCE
 
@@ -89,13 +89,9 @@ def test_an_inference_path_that_ignores_the_precision_is_an_error_record(fakes, 
 
 @pytest.mark.framework
 def test_mixed_bf16_trials_apply_each_frameworks_own_mechanism(tmp_path, data_dir):
-    chosen = ["pytorch", "tensorflow", "jax", "keras:torch"]
-    for name in chosen:
-        framework, _, variant = name.partition(":")
-        interpreter_or_skip(framework, variant or "default")
-    args = [a for name in chosen for a in ("-f", name)]
-    code, out, err = cli("run", *args, "-w", "xor", "--precision", "mixed-bf16,mixed-fp16", "--profile", "smoke",
-                         "--threads", "1", "--out", str(tmp_path))
+    code, out, err = cli("run", *framework_args(["pytorch", "tensorflow", "jax", "keras:torch"]), "-w", "xor",
+                         "--precision", "mixed-bf16,mixed-fp16", "--profile", "smoke", "--threads", "1",
+                         "--out", str(tmp_path))
     assert code == 0, err
     records = {(r.label, r.precision): r for r in _records_of(tmp_path).values()}
     assert len(records) == 8

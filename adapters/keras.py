@@ -28,11 +28,11 @@ import numpy as np
 from keras import layers
 
 from adapters.base import Adapter, SkipTrial, split_batches, split_inputs
+from workloads.spec import ACTIVATIONS, WorkloadSpec
 
 # --precision -> Keras's dtype policy.
 POLICIES = {"fp32": "float32", "bf16": "bfloat16", "mixed-bf16": "mixed_bfloat16", "fp16": "float16",
             "mixed-fp16": "mixed_float16"}
-from workloads.spec import ACTIVATIONS, WorkloadSpec
 
 
 def build_model(spec: WorkloadSpec) -> keras.Sequential:

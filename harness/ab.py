@@ -114,6 +114,11 @@ def _prepare(side: Side, folder: Path, env_base: Path, create_envs: bool) -> Non
 
 def _problem(side: Side, trial: TrialSpec, shared: dict[str, str], env_base: Path) -> str | None:
     """Why the side cannot run this trial (it becomes `skipped`), or None."""
+    if (trial.precision, trial.tf32, trial.autotune) != ("fp32", False, True) \
+            and not (side.root / "adapters" / "numerics.py").exists():
+        # Its harness would ignore the numeric settings it does not know and measure float32 under this label.
+        return (f"{side.name} ({side.ref}) predates --precision, --tf32 and --autotune; it would run float32 "
+                "with each framework's defaults")
     env = environment_of(trial.framework, trial.variant)
     if env is not None and side.env_base == env_base:
         return shared.get(env.name)

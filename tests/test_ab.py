@@ -91,3 +91,21 @@ def test_ab_names_an_unknown_revision(ref, message):
     out = subprocess.run([sys.executable, str(ROOT / "bench.py"), "ab", ref, "--profile", "ci", "-f", "pytorch",
                           "-w", "xor"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_revision_without_precision_support_skips_reduced_precision_trials(fakes, tmp_path):
+    """Its harness would drop the precision it does not know and measure float32 under the label."""
+    from dataclasses import replace
+
+    from harness.ab import Side, _problem
+    from tests.conftest import make_trial
+
+    old = tmp_path / "old"
+    (old / "adapters").mkdir(parents=True)
+    side = Side("base", "v0.1", "0" * 40, old, sys.executable, tmp_path / "envs")
+    trial = make_trial("tests.fake_adapters:NumpyAdapter", framework="numpy")
+    assert _problem(side, trial, {}, tmp_path / "envs") is None  # float32 runs as it always did
+    for changed in (replace(trial, precision="mixed-bf16"), replace(trial, tf32=True), replace(trial, autotune=False)):
+        assert "predates --precision, --tf32 and --autotune" in _problem(side, changed, {}, tmp_path / "envs")
+    (old / "adapters" / "numerics.py").write_text("")
+    assert _problem(side, replace(trial, precision="mixed-bf16"), {}, tmp_path / "envs") is None

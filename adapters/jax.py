@@ -16,6 +16,7 @@ import numpy as np
 import optax
 
 from adapters.base import Adapter, SkipTrial, split_batches, split_inputs
+from adapters.numerics import Numerics
 from workloads.spec import WorkloadSpec
 
 
@@ -72,6 +73,15 @@ def make_optimizer(spec: WorkloadSpec) -> optax.GradientTransformation:
     return optax.sgd(opt.learning_rate)
 
 
+def apply_gpu_policies(numerics: Numerics, device: str) -> tuple[str, str]:
+    """--tf32 in JAX (also for Keras on JAX): XLA's GPU default lets float32 dots use TF32;
+    autotuning is set in the child's environment (adapters.numerics.numerics_environment). Returns
+    how, for the record."""
+    if device == "cuda":
+        jax.config.update("jax_default_matmul_precision", "tensorfloat32" if numerics.tf32 else "highest")
+    return "jax_default_matmul_precision", "XLA's GPU autotuner (--xla_gpu_autotune_level)"
+
+
 class JaxAdapter(Adapter):
     framework = "jax"
 
@@ -85,8 +95,7 @@ class JaxAdapter(Adapter):
         if self.precision.loss_scaling:
             raise SkipTrial(f"{self.numerics.precision} needs loss scaling, and JAX has none of its own "
                             "(DeepMind's separate jmp library provides it)")
-        if self.device == "cuda":  # XLA's GPU default lets float32 dots use TF32; --tf32 decides
-            jax.config.update("jax_default_matmul_precision", "tensorfloat32" if self.numerics.tf32 else "highest")
+        gpu_policies = apply_gpu_policies(self.numerics, self.device)
         self.compute, self.param_dtype = jnp.dtype(self.precision.compute), jnp.dtype(self.precision.params)
         if self.precision.mixed:
             mechanism = f"float32 parameters cast to {self.precision.compute} inside the jitted step; loss in float32"
@@ -97,8 +106,7 @@ class JaxAdapter(Adapter):
         return {"mode": "jax.jit of the whole train step, parameters donated",
                 "intra_op_threads": "XLA_FLAGS (environment) and the CPU affinity",
                 "jax_device": str(self.dev),
-                **self.numerics.applied(mechanism, self.device, "jax_default_matmul_precision",
-                                        "XLA's GPU autotuner (--xla_gpu_autotune_level)")}
+                **self.numerics.applied(mechanism, self.device, *gpu_policies)}
 
     def versions(self) -> dict[str, str]:
         import jaxlib

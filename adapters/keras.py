@@ -141,31 +141,27 @@ class KerasAdapter(Adapter):
             raise SkipTrial(f"no GPU visible to the Keras {backend} backend")
         settings: dict[str, Any] = {"backend": backend, "mode": "train_on_batch" if self.on_batch else
                                     "Keras's train function, one call per step as Model.fit makes it"}
-        tf32 = self.numerics.tf32
+        # TF32 and autotuning are switched as the backend's own adapter switches them.
         if backend == "tensorflow":
             import tensorflow as tf
+            from adapters.tensorflow import apply_gpu_policies
             tf.config.threading.set_intra_op_parallelism_threads(self.threads)
             tf.config.threading.set_inter_op_parallelism_threads(1)
-            tf.config.experimental.enable_tensor_float_32_execution(tf32)
+            gpu_policies = apply_gpu_policies(self.numerics)
             settings.update(intra_op_threads=self.threads, inter_op_threads=1)
-            tf32_how, autotune_how = "tf.config.experimental.enable_tensor_float_32_execution", "TF_CUDNN_USE_AUTOTUNE"
         elif backend == "torch":
             import torch
+            from adapters.pytorch import apply_gpu_policies
             torch.set_num_threads(self.threads)
-            torch.backends.cuda.matmul.allow_tf32 = tf32
-            torch.backends.cudnn.allow_tf32 = tf32
-            torch.backends.cudnn.benchmark = self.numerics.autotune
+            gpu_policies = apply_gpu_policies(self.numerics)
             settings.update(intra_op_threads=torch.get_num_threads())
-            tf32_how, autotune_how = "torch.backends allow_tf32 flags", "torch.backends.cudnn.benchmark"
         else:
-            if self.device == "cuda":
-                import jax
-                jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
+            from adapters.jax import apply_gpu_policies
+            gpu_policies = apply_gpu_policies(self.numerics, self.device)
             settings.update(intra_op_threads="XLA_FLAGS/OMP (environment)")
-            tf32_how, autotune_how = "jax_default_matmul_precision", "XLA's --xla_gpu_autotune_level"
         self.policy = POLICIES[self.numerics.precision]
         # The mechanism is filled in once the model is built (the policy as Keras resolved it).
-        self._numerics_how = (self.device, tf32_how, autotune_how)
+        self._numerics_how = (self.device, *gpu_policies)
         return settings
 
     def _backend_has_gpu(self) -> bool:

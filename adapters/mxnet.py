@@ -97,7 +97,7 @@ class MXNetAdapter(Adapter):
 
     def _apply_precision(self) -> str:
         """Initialise AMP for a mixed precision (before any network exists); the mechanism, for the record."""
-        p = self.precision
+        p, self.amp = self.precision, None
         if not p.reduced:
             return "float32"
         if p.compute == "bfloat16" and not p.mixed:
@@ -107,7 +107,6 @@ class MXNetAdapter(Adapter):
             raise SkipTrial("MXNet 1.9's float16 dense layers run only with cuDNN (on a GPU), not on a CPU")
         if p.compute == "bfloat16" and self.device == "cuda":
             raise SkipTrial("MXNet 1.9's bfloat16 AMP runs on oneDNN (the CPU); on a GPU its AMP has float16 only")
-        self.amp = None
         if p.mixed:
             from mxnet.contrib import amp
             amp.init(target_dtype=p.compute)
@@ -141,8 +140,7 @@ class MXNetAdapter(Adapter):
                 "epsilon": opt.eps})
         else:
             self.trainer = gluon.Trainer(self.net.collect_params(), "sgd", {"learning_rate": opt.learning_rate})
-        self.loss_scaling = self.precision.loss_scaling
-        if self.loss_scaling:
+        if self.precision.loss_scaling:
             self.amp.init_trainer(self.trainer)
         if spec.loss == "softmax_cross_entropy":
             self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=True, from_logits=False)
@@ -169,10 +167,10 @@ class MXNetAdapter(Adapter):
         with autograd.record():
             out = self.net(x)
             loss = self.loss_fn(out.astype("float32") if self.precision.reduced else out, y)
-            if self.loss_scaling:
+            if self.precision.loss_scaling:
                 with self.amp.scale_loss(loss, self.trainer) as scaled:
                     autograd.backward(scaled)
-        if not self.loss_scaling:
+        if not self.precision.loss_scaling:
             loss.backward()
         # Gluon losses are per sample; step(batch_size) divides the summed gradient by the batch
         # size, which makes the update that of the mean loss (what the other adapters minimise).

@@ -101,14 +101,11 @@ class Numerics:
     def applied(self, mechanism: str, device: str, tf32_mechanism: str, autotune_mechanism: str) -> dict[str, str]:
         """The record's settings for these numerics: the precision's mechanism as applied, and the
         TF32 and autotuning policies (which act on a GPU only)."""
-        gpu = device == "cuda"
-        return {
-            "precision": f"{self.precision}: {mechanism}",
-            "tf32": (f"{'on' if self.tf32 else 'off'} ({tf32_mechanism})" if gpu
-                     else f"{'on' if self.tf32 else 'off'} (no effect on a CPU)"),
-            "conv_autotune": (f"{'on' if self.autotune else 'off'} ({autotune_mechanism})" if gpu
-                              else f"{'on' if self.autotune else 'off'} (no effect on a CPU)"),
-        }
+        def policy(on: bool, how: str) -> str:
+            return f"{'on' if on else 'off'} ({how if device == 'cuda' else 'no effect on a CPU'})"
+
+        return {"precision": f"{self.precision}: {mechanism}", "tf32": policy(self.tf32, tf32_mechanism),
+                "conv_autotune": policy(self.autotune, autotune_mechanism)}
 
 
 def numerics_environment(numerics: Numerics, device: str) -> dict[str, str]:

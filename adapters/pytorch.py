@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adapters.base import Adapter, SkipTrial, hwio_to_oihw, split_batches, split_inputs
+from adapters.numerics import Numerics
 from workloads.spec import WorkloadSpec
 
 
@@ -77,6 +78,16 @@ def load_weights(module: nn.Sequential, weights: Sequence[np.ndarray]) -> None:
                 layer.bias.copy_(torch.from_numpy(next(it)))
 
 
+def apply_gpu_policies(numerics: Numerics) -> tuple[str, str]:
+    """--tf32 and --autotune in PyTorch (also for Keras on torch); returns how, for the record.
+    PyTorch's defaults differ between matmuls (TF32 off) and cuDNN convolutions (TF32 on): both
+    follow --tf32 here."""
+    torch.backends.cuda.matmul.allow_tf32 = numerics.tf32
+    torch.backends.cudnn.allow_tf32 = numerics.tf32
+    torch.backends.cudnn.benchmark = numerics.autotune
+    return "torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32", "torch.backends.cudnn.benchmark"
+
+
 class PyTorchAdapter(Adapter):
     framework = "pytorch"
 
@@ -91,12 +102,7 @@ class PyTorchAdapter(Adapter):
         if self.device == "cuda" and not torch.cuda.is_available():
             raise SkipTrial("no CUDA device visible to PyTorch")
         self.dev = torch.device(self.device)
-        # PyTorch's defaults differ between matmuls (TF32 off) and cuDNN convolutions (TF32 on):
-        # both follow --tf32 here, as in every adapter; convolution autotuning follows --autotune.
-        tf32 = self.numerics.tf32
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        torch.backends.cudnn.allow_tf32 = tf32
-        torch.backends.cudnn.benchmark = self.numerics.autotune
+        gpu_policies = apply_gpu_policies(self.numerics)
         self.dtype = getattr(torch, self.precision.compute)
         if self.precision.mixed:
             mechanism = f"torch.autocast({self.dev.type!r}, dtype=torch.{self.precision.compute}), float32 parameters"
@@ -111,8 +117,7 @@ class PyTorchAdapter(Adapter):
             "inter_op_threads": torch.get_num_interop_threads(),
             "mode": "torch.compile (inductor, default mode; evaluation runs eager)"
                     if self.variant == "compile" else "eager",
-            **self.numerics.applied(mechanism, self.device, "torch.backends.cuda.matmul.allow_tf32 and "
-                                    "torch.backends.cudnn.allow_tf32", "torch.backends.cudnn.benchmark"),
+            **self.numerics.applied(mechanism, self.device, *gpu_policies),
         }
 
     def _autocast(self) -> contextlib.AbstractContextManager:

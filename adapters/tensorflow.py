@@ -16,9 +16,18 @@ import numpy as np
 import tensorflow as tf
 
 from adapters.base import Adapter, SkipTrial, split_batches, split_inputs
+from adapters.numerics import Numerics
 from workloads.spec import WorkloadSpec
 
 _ACTIVATIONS = {"relu": tf.nn.relu, "tanh": tf.nn.tanh, "sigmoid": tf.nn.sigmoid}
+
+
+def apply_gpu_policies(numerics: Numerics) -> tuple[str, str]:
+    """--tf32 in TensorFlow (also for Keras on it; TF's own default is on); autotuning is set in the
+    child's environment (adapters.numerics.numerics_environment). Returns how, for the record."""
+    tf.config.experimental.enable_tensor_float_32_execution(numerics.tf32)
+    return ("tf.config.experimental.enable_tensor_float_32_execution",
+            "TF_CUDNN_USE_AUTOTUNE, XLA's --xla_gpu_autotune_level")
 
 
 class TensorFlowAdapter(Adapter):
@@ -36,7 +45,7 @@ class TensorFlowAdapter(Adapter):
         if self.precision.loss_scaling:
             raise SkipTrial(f"{self.numerics.precision} needs loss scaling, which TensorFlow has only as a Keras "
                             "optimizer wrapper (keras.optimizers.LossScaleOptimizer; keras:tensorflow runs it)")
-        tf.config.experimental.enable_tensor_float_32_execution(self.numerics.tf32)  # TF's default is on
+        gpu_policies = apply_gpu_policies(self.numerics)
         self.compute, self.param_dtype = tf.as_dtype(self.precision.compute), tf.as_dtype(self.precision.params)
         if self.precision.mixed:
             mechanism = f"float32 variables cast to {self.precision.compute} in the forward pass; loss in float32"
@@ -50,8 +59,7 @@ class TensorFlowAdapter(Adapter):
             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
             "mode": "tf.function",
             "jit_compile": self.variant == "xla",
-            **self.numerics.applied(mechanism, self.device, "tf.config.experimental.enable_tensor_float_32_execution",
-                                    "TF_CUDNN_USE_AUTOTUNE, XLA's --xla_gpu_autotune_level"),
+            **self.numerics.applied(mechanism, self.device, *gpu_policies),
         }
 
     def versions(self) -> dict[str, str]:

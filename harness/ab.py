@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from adapters import ENVIRONMENTS, environment_of
+from adapters.numerics import Numerics
 from harness import envs
 from harness.environment import PROJECT_ROOT
 from harness.plan import RunOptions, plan
@@ -114,8 +115,7 @@ def _prepare(side: Side, folder: Path, env_base: Path, create_envs: bool) -> Non
 
 def _problem(side: Side, trial: TrialSpec, shared: dict[str, str], env_base: Path) -> str | None:
     """Why the side cannot run this trial (it becomes `skipped`), or None."""
-    if (trial.precision, trial.tf32, trial.autotune) != ("fp32", False, True) \
-            and not (side.root / "adapters" / "numerics.py").exists():
+    if trial.numerics != Numerics() and not (side.root / "adapters" / "numerics.py").exists():
         # Its harness would ignore the numeric settings it does not know and measure float32 under this label.
         return (f"{side.name} ({side.ref}) predates --precision, --tf32 and --autotune; it would run float32 "
                 "with each framework's defaults")

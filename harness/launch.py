@@ -168,9 +168,8 @@ def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], cache
     started = time.monotonic()
     with open(log_path, "w") as log:
         try:
-            numerics = Numerics(trial.precision, trial.tf32, trial.autotune)
-            env = cold_caches(child_env(trial.framework, trial.variant, trial.device, trial.threads, root, numerics),
-                              caches)
+            env = cold_caches(child_env(trial.framework, trial.variant, trial.device, trial.threads, root,
+                                        trial.numerics), caches)
             proc = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:

@@ -85,12 +85,11 @@ def options_problem(options: RunOptions) -> str | None:
                         ("trials_per_node", options.trials_per_node)):
         if value < 1:
             return f"{name}: use a whole number of 1 or more"
-    if not options.scenarios or any(s not in SCENARIOS for s in options.scenarios):
-        bad = next((s for s in options.scenarios if s not in SCENARIOS), "")
-        return f"scenarios: {bad!r} is not one of {', '.join(SCENARIOS)}"
-    if not options.precisions or any(p not in PRECISIONS for p in options.precisions):
-        bad = next((p for p in options.precisions if p not in PRECISIONS), "")
-        return f"precisions: {bad!r} is not one of {', '.join(PRECISIONS)}"
+    for name, values, allowed in (("scenarios", options.scenarios, SCENARIOS),
+                                  ("precisions", options.precisions, tuple(PRECISIONS))):
+        bad = next((v for v in values if v not in allowed), None if values else "")
+        if bad is not None:
+            return f"{name}: {bad!r} is not one of {', '.join(allowed)}"
     for name, values in (("batch_sizes", options.batch_sizes), ("widths", options.widths)):
         problem = next((p for p in map(size_problem, values) if p), None)
         if problem:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from adapters.numerics import PRECISIONS
+from adapters.numerics import PRECISIONS, Numerics
 
 SCHEMA_VERSION = 1
 # interrupted: the run was stopped (Ctrl-C, SIGTERM, SIGHUP) during the trial; `--resume` reruns it.
@@ -71,6 +71,10 @@ class TrialSpec:
     precision: str = "fp32"  # one of adapters.numerics.PRECISIONS
     tf32: bool = False  # float32 matmuls may use TF32 (GPU)
     autotune: bool = True  # convolution autotuning (GPU)
+
+    @property
+    def numerics(self) -> Numerics:
+        return Numerics(self.precision, self.tf32, self.autotune)
 
     @property
     def point(self) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 from adapters import (FRAMEWORKS, MAIN_ENVIRONMENT, environment_of, environment_versions,
                       load_adapter_class)
 from adapters.base import Adapter, SkipTrial
-from adapters.numerics import Numerics, forward_problem
+from adapters.numerics import forward_problem
 from harness.files import write_json
 from harness.lifeline import tie_to_parent
 from harness.measure import current_rss_bytes, peak_rss_bytes
@@ -253,8 +253,7 @@ def run(trial: TrialSpec, record: TrialRecord, progress: Progress) -> None:
         raise SkipTrial(f"{exc.name} is not installed for {sys.executable}") from exc
     record.rss_after_import_bytes = current_rss_bytes()
     record.settings["compile_cache"] = os.environ.get("BENCH_COMPILE_CACHE", "as configured (not set by the harness)")
-    numerics = Numerics(trial.precision, trial.tf32, trial.autotune)
-    adapter: Adapter = adapter_cls(trial.variant, trial.device, trial.threads, numerics)
+    adapter: Adapter = adapter_cls(trial.variant, trial.device, trial.threads, trial.numerics)
     record.settings.update(adapter.setup())
     record.device = adapter.device
     record.versions = {**environment_versions(trial.framework, trial.variant), **adapter.versions(),

@@ -8,7 +8,7 @@ from tabulate import tabulate
 
 from adapters.numerics import DEFAULT_PRECISION
 from reports.aggregate import case_name
-from reports.tables import md_text
+from reports.tables import accuracy_cell, md_text
 
 HEADERS = ["framework", "precision", "status", "samples/s", "vs own fp32", "test acc", "applied"]
 KEYS = ["workload", "scenario", "batch_size", "width", "dataset"]
@@ -37,15 +37,10 @@ def _cells(group: pd.DataFrame) -> list[list[str]]:
         speed, base = r["throughput"], fp32.get(r["label"])
         measured = pd.notna(speed)
         ratio = f"{speed / base:.2f}×" if measured and base and pd.notna(base) else "–"
-        accuracy = "–"
-        if pd.notna(r["test_accuracy"]):
-            target = r["target_accuracy"]
-            accuracy = f"{r['test_accuracy']:.4f}" + ("" if pd.isna(target) else " ✓" if r["test_accuracy"] >= target
-                                                      else f" ✗ (<{target:g})")
         applied = r["precision_applied"] or (r["reason"].splitlines()[0] if r["reason"] else "–")
         applied = applied.removeprefix(f"{r['precision']}: ")
-        rows.append([r["label"], r["precision"], r["status"], f"{speed:,.0f}" if measured else "–", ratio, accuracy,
-                     applied])
+        rows.append([r["label"], r["precision"], r["status"], f"{speed:,.0f}" if measured else "–", ratio,
+                     accuracy_cell(r), applied])
     return rows
 
 
@@ -79,5 +74,6 @@ def html_section(frame: pd.DataFrame, escape) -> str:
     head = "".join(f"<th scope=col>{escape(h)}</th>" for h in HEADERS)
     for title, group in found:
         body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in _cells(group))
-        parts.append(f"<h3>{escape(title)}</h3><table class=sweep><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        parts.append(f"<h3>{escape(title)}</h3><table class=sweep><thead><tr>{head}</tr></thead>"
+                     f"<tbody>{body}</tbody></table>")
     return "".join(parts) + "</section>"

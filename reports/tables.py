@@ -75,7 +75,8 @@ def _mib(value: float | None) -> str:
     return "–" if _missing(value) else f"{value / 2**20:,.0f} MiB"
 
 
-def _accuracy(row: pd.Series) -> str:
+def accuracy_cell(row: pd.Series) -> str:
+    """Final test accuracy, with ✓ where it reached the target and ✗ (<target) where not."""
     acc, target = row["test_accuracy"], row["target_accuracy"]
     if _missing(acc):
         return "–"
@@ -150,7 +151,7 @@ def table_rows(frame: pd.DataFrame, with_latency: bool, markdown: bool = False) 
         if infer:
             rows.append(head + [latency, _mib(row["peak_rss_bytes"])] + device + [_efficiency(row)])
             continue
-        cells = head + [_accuracy(row), _to_target(row), memory] + device + [_efficiency(row)]
+        cells = head + [accuracy_cell(row), _to_target(row), memory] + device + [_efficiency(row)]
         if with_latency:
             cells.append(latency)
         rows.append(cells)

@@ -7,7 +7,7 @@ import pytest
 
 from harness import envs
 from harness.plan import RunOptions, plan
-from harness.record import TrialSpec
+from harness.record import TrialRecord, TrialSpec
 from harness.rundir import GitState, Manifest, MatmulPeak, RunDir, RunEnvironment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +62,14 @@ def framework_args(names: list[str]) -> list[str]:
         framework, _, variant = name.partition(":")
         interpreter_or_skip(framework, variant or "default")
     return [arg for name in names for arg in ("-f", name)]
+
+
+def run_records(out: Path) -> dict[str, TrialRecord]:
+    """The records of the one run directory `bench.py run --out OUT` made, by trial id."""
+    from harness.schema import load_record
+
+    (run,) = [p for p in out.iterdir() if (p / "manifest.json").exists()]
+    return {p.stem: load_record(p) for p in sorted((run / "records").glob("*.json"))}
 
 
 def make_trial(adapter: str, workload: str = "xor", dataset: str = "xor", framework: str = "fake",

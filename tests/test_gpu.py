@@ -11,8 +11,7 @@ import sys
 import pytest
 
 from harness import envs, equivalence
-from tests.conftest import framework_args
-from tests.test_precision import _records_of
+from tests.conftest import framework_args, run_records
 from tests.test_faults import cli
 
 pytestmark = [pytest.mark.gpu, pytest.mark.framework]
@@ -36,7 +35,7 @@ def test_every_framework_trains_on_the_gpu_with_its_process_memory_measured(tmp_
     gpu_or_skip()
     code, out, err = cli("run", *framework_args(GPU_VARIANTS), "-w", "mnist_cnn", "--device", "cuda",
                          "--profile", "smoke", "--out", str(tmp_path))
-    records = {r.label: r for r in _records_of(tmp_path).values()}
+    records = {r.label: r for r in run_records(tmp_path).values()}
     assert code in (0, 1), err
     for label in MAIN_ENVIRONMENT_VARIANTS:
         r = records[label]
@@ -73,7 +72,7 @@ def test_mixed_precision_on_the_gpu_uses_each_frameworks_own_mechanism(tmp_path,
     code, _, err = cli("run", *framework_args(MAIN_ENVIRONMENT_VARIANTS), "-w", "mnist_mlp", "--device", "cuda",
                        "--precision", "mixed-bf16,mixed-fp16", "--profile", "smoke", "--out", str(tmp_path))
     assert code == 0, err
-    records = {(r.label, r.precision): r for r in _records_of(tmp_path).values()}
+    records = {(r.label, r.precision): r for r in run_records(tmp_path).values()}
     for (label, precision), r in records.items():
         skipped_by_design = precision == "mixed-fp16" and label in ("jax", "tensorflow")
         assert r.status == ("skipped" if skipped_by_design else "ok"), (label, precision, r.reason)

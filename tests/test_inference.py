@@ -4,7 +4,6 @@ section of the reports (tables, crossovers, CSV)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +13,7 @@ from harness.trial import INFER_BLOCKS, MIN_LATENCY_CALLS
 from reports import scaling
 from reports.aggregate import summarize
 from reports.summary import render_markdown, write_reports
-from tests.conftest import framework_args
+from tests.conftest import framework_args, run_records
 from tests.test_faults import cli, one_line
 from workloads import get_workload
 
@@ -73,18 +72,11 @@ def test_a_width_resizes_the_hidden_layers_and_everything_that_follows():
         get_workload("xor").resized(batch_size=8)
 
 
-def _records_of(out: Path) -> dict[str, TrialRecord]:
-    from harness.schema import load_record
-
-    (run,) = [p for p in out.iterdir() if (p / "manifest.json").exists()]
-    return {p.stem: load_record(p) for p in sorted((run / "records").glob("*.json"))}
-
-
 def test_an_inference_trial_times_calls_checks_outputs_and_reports_latency(fakes, tmp_path, data_dir):
     code, out, err = cli("run", "-f", "numpy", "-w", "mnist_mlp", "--scenario", "infer", "--batch-size", "1,32",
                          "--width", "64", "--profile", "smoke", "--threads", "1", "--out", str(tmp_path))
     assert code == 0, err
-    records = _records_of(tmp_path)
+    records = run_records(tmp_path)
     assert set(records) == {"mnist_mlp.mnist.numpy.default.infer.b1.w64.r0", "mnist_mlp.mnist.numpy.default.infer.b32.w64.r0"}
     spec = get_workload("mnist_mlp").resized(width=64)
     for r in records.values():
@@ -102,7 +94,7 @@ def test_an_inference_path_that_returns_probabilities_is_an_error_record(fakes, 
     code, _, _ = cli("run", "-f", "probs", "-w", "xor", "--scenario", "infer", "--batch-size", "4",
                      "--profile", "smoke", "--threads", "1", "--out", str(tmp_path))
     assert code == 1
-    (record,) = _records_of(tmp_path).values()
+    (record,) = run_records(tmp_path).values()
     assert record.status == "error" and "the inference path's outputs differ from the NumPy float32 reference" in record.reason
     assert record.reference_error > 1e-4
 
@@ -113,7 +105,7 @@ def test_real_inference_paths_in_trials(tmp_path, data_dir):
     code, _, err = cli("run", *framework_args(chosen), "-w", "mnist_mlp", "--scenario", "infer", "--batch-size", "48",
                        "--profile", "smoke", "--threads", "1", "--out", str(tmp_path / "infer"))
     assert code == 0, err
-    records = list(_records_of(tmp_path / "infer").values())
+    records = list(run_records(tmp_path / "infer").values())
     assert len(records) == len(chosen) and all(r.status == "ok" for r in records), [(r.label, r.reason) for r in records]
     assert all(r.reference_error < 1e-4 and r.settings["inference"] and r.batch_size == 48 for r in records)
     assert "Model.predict" in next(r for r in records if r.label == "keras:jax").settings["inference"]
@@ -121,7 +113,7 @@ def test_real_inference_paths_in_trials(tmp_path, data_dir):
     assert next(r for r in records if r.label == "keras:jax").blocks
     code, _, err = cli("run", "-f", "keras:torch-call", "-w", "xor", "--profile", "smoke", "--threads", "1",
                        "--out", str(tmp_path / "train"))
-    (skipped,) = _records_of(tmp_path / "train").values()
+    (skipped,) = run_records(tmp_path / "train").values()
     assert code == 0 and skipped.status == "skipped" and "inference path only" in skipped.reason, err
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,7 @@ from harness.plan import RunOptions, options_problem, plan
 from harness.record import SCHEMA_VERSION, Block, TrialRecord
 from reports.aggregate import summarize
 from reports.summary import render_markdown
-from tests.conftest import framework_args
+from tests.conftest import framework_args, run_records
 from tests.test_faults import cli, one_line
 from workloads.reference import FORWARD_TOLERANCE
 
@@ -22,13 +21,6 @@ def _options(**changes) -> RunOptions:
     base = dict(frameworks=("pytorch", "jax"), workloads=("mnist_mlp",), dataset="mnist", profile="quick",
                 device="cpu", threads=1, seed=0, repeats=1, data_dir=None, cache_dir=None, timeout_s=None)
     return RunOptions(**{**base, **changes})
-
-
-def _records_of(out: Path) -> dict[str, TrialRecord]:
-    from harness.schema import load_record
-
-    (run,) = [p for p in out.iterdir() if (p / "manifest.json").exists()]
-    return {p.stem: load_record(p) for p in sorted((run / "records").glob("*.json"))}
 
 
 def test_precision_is_an_axis_and_float32_keeps_the_ids_of_earlier_runs():
@@ -82,7 +74,7 @@ def test_an_inference_path_that_ignores_the_precision_is_an_error_record(fakes, 
     code, _, _ = cli("run", "-f", "numpy", "-w", "mnist_mlp", "--scenario", "infer", "--batch-size", "8",
                      "--precision", "mixed-bf16", "--profile", "smoke", "--threads", "1", "--out", str(tmp_path))
     assert code == 1
-    (record,) = _records_of(tmp_path).values()
+    (record,) = run_records(tmp_path).values()
     assert record.precision == "mixed-bf16" and record.status == "error"
     assert "closer than mixed-bf16's rounding allows" in record.reason and "the precision was not applied" in record.reason
 
@@ -93,7 +85,7 @@ def test_mixed_bf16_trials_apply_each_frameworks_own_mechanism(tmp_path, data_di
                          "--precision", "mixed-bf16,mixed-fp16", "--profile", "smoke", "--threads", "1",
                          "--out", str(tmp_path))
     assert code == 0, err
-    records = {(r.label, r.precision): r for r in _records_of(tmp_path).values()}
+    records = {(r.label, r.precision): r for r in run_records(tmp_path).values()}
     assert len(records) == 8
     expected = {"pytorch": "torch.autocast('cpu', dtype=torch.bfloat16)", "tensorflow": "cast to bfloat16",
                 "jax": "cast to bfloat16 inside the jitted step", "keras:torch": "Keras dtype policy 'mixed_bfloat16'"}

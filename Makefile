@@ -1,20 +1,29 @@
-# make bench: set up .venv and run the default benchmark (quick profile) -> results/runs/<run>/
-# make test:  set up .venv and the isolated framework environments, and run the test suite
+# make bench: set up .venv (the frameworks and the dlbench command) and run the default benchmark
+#             (quick profile) -> results/runs/<run>/
+# make test:  also the test, Ray and MLflow extras and the isolated framework environments; lint, run the tests
 # make envs:  create or repair the isolated environments (MXNet, Theano) alone
 # make setup-gpu: on a machine with an NVIDIA GPU, the CUDA builds (requirements-gpu.txt) into .venv
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 ARGS ?=
 
 .PHONY: setup setup-gpu envs bench test clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --no-deps --editable .
 	touch $(STAMP)
+
+# The extras in one resolve with the main pins, so none of them moves a framework's dependency.
+$(TEST_STAMP): $(STAMP) requirements-dev.txt requirements-ray.txt requirements-mlflow.txt
+	$(VENV)/bin/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt \
+		-r requirements-ray.txt -r requirements-mlflow.txt
+	touch $(TEST_STAMP)
 
 setup-gpu: $(STAMP)
 	$(VENV)/bin/python -m pip uninstall --quiet --yes tensorflow-cpu
@@ -26,7 +35,8 @@ envs: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench.py run $(ARGS)
 
-test: envs
+test: envs $(TEST_STAMP)
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest $(ARGS)
 
 clean:

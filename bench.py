@@ -17,9 +17,10 @@ from typing import Callable
 
 from adapters import ENVIRONMENTS, FRAMEWORKS, all_labels, environment_of, installed_version, label, parse_selection
 from adapters.numerics import AUTOTUNE_SETTINGS, DEFAULT_PRECISION, PRECISIONS, TF32_SETTINGS
-from harness import envs
+from harness import config, envs
 from harness.files import BadFile, WouldOverwrite, describe_os_error, write_text
 from harness.launch import Interrupted
+from harness.paths import CACHE_DIR_VAR, RESULTS_DIR
 from harness.plan import INFER_BATCH_SIZES, RunOptions, size_problem, threads_problem, width_problem
 from harness.rundir import RunDir
 from harness.prepare import RunError
@@ -31,14 +32,15 @@ from workloads import IMAGE_DATASETS, WORKLOADS, datasets, get_workload
 from workloads.spec import PROFILES
 
 log = logging.getLogger("bench")
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "runs"
-DEFAULT_AB_OUT = Path(__file__).resolve().parent / "results" / "ab"
-DEFAULT_BASELINES = Path(__file__).resolve().parent / "results" / "baselines"
+PROG = "dlbench" if Path(sys.argv[0]).name == "dlbench" else "bench.py"  # as the user typed it
+DEFAULT_OUT = RESULTS_DIR / "runs"  # relative: under the folder the command is typed in
+DEFAULT_AB_OUT = RESULTS_DIR / "ab"
+DEFAULT_BASELINES = RESULTS_DIR / "baselines"
 
 
 def fail(message: str, code: int = 2) -> SystemExit:
     """One line on stderr and an exit code: 2 for a usage mistake, 1 for a missing resource."""
-    print(f"bench.py: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {message}", file=sys.stderr)
     return SystemExit(code)
 
 
@@ -154,14 +156,23 @@ def _environment(text: str) -> str:
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="bench.py", description=__doc__.strip().splitlines()[0])
+    parser = Parser(prog=PROG, description=__doc__.strip().splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = parser.add_subparsers(dest="command", required=True,
                                 metavar="{list,run,ab,report,env,baseline,compare,history,export}")
+    config_file = argparse.ArgumentParser(add_help=False)
+    config_file.add_argument("--config", type=Path, default=None, metavar="FILE",
+                             help="options from a TOML file ([run], [ab], [compare] tables) or a run's manifest.json; "
+                                  "flags typed here win (default: [tool.dlbench] of ./pyproject.toml, if any)")
+    ci_output = argparse.ArgumentParser(add_help=False)
+    ci_output.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                           help="also write JUnit XML: a test case per trial (run, ab) and per gate check (compare, ab); "
+                                "$GITHUB_STEP_SUMMARY, where set, gets the markdown either way")
     env_dir = argparse.ArgumentParser(add_help=False)
     env_dir.add_argument("--env-dir", default=None, metavar="DIR",
                          help=f"where isolated framework environments live "
-                              f"(default: ${envs.ENV_DIR_VAR}, else ~/.cache/dlbench/envs)")
+                              f"(default: envs/ in the cache root: ${CACHE_DIR_VAR}, else $XDG_CACHE_HOME/dlbench, "
+                              f"else ~/.cache/dlbench)")
 
     sub.add_parser("list", help="frameworks and variants (installed or not), workloads, profiles")
 
@@ -199,7 +210,7 @@ def build_parser() -> Parser:
     trial_options.add_argument("--no-env-setup", action="store_true",
                                help="do not create missing framework environments; their trials are skipped")
 
-    run = sub.add_parser("run", parents=[env_dir, trial_options],
+    run = sub.add_parser("run", parents=[config_file, ci_output, env_dir, trial_options],
                          help="run trials and write a run directory with records and summary.md")
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where run directories are made")
     run.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
@@ -214,7 +225,7 @@ def build_parser() -> Parser:
     run.add_argument("--record-hostnames", action="store_true",
                      help="put hostnames in the records (default: an alias made from a hash of each)")
 
-    ab = sub.add_parser("ab", parents=[env_dir, trial_options],
+    ab = sub.add_parser("ab", parents=[config_file, ci_output, env_dir, trial_options],
                         help="A/B on this machine: two revisions' trials interleaved, then compared; exit 1 on a "
                              "regression or a failed trial")
     ab.add_argument("base_ref", metavar="BASE_REF", help="the revision to compare against (branch, tag, commit)")
@@ -244,7 +255,8 @@ def build_parser() -> Parser:
     save.add_argument("--dir", type=Path, default=DEFAULT_BASELINES, help=f"default: {DEFAULT_BASELINES}")
     save.add_argument("--force", action="store_true", help="replace a baseline of that name")
 
-    compare = sub.add_parser("compare", help="baseline vs current: ratios, CIs, significance; exit 1 on a regression")
+    compare = sub.add_parser("compare", parents=[config_file, ci_output],
+                             help="baseline vs current: ratios, CIs, significance; exit 1 on a regression")
     compare.add_argument("baseline", type=Path, help="a baseline file or a run directory")
     compare.add_argument("current", type=Path, help="a run directory or a baseline file")
     compare.add_argument("--threshold", type=_percent, default=None, metavar="PCT",
@@ -264,11 +276,19 @@ def build_parser() -> Parser:
     history.add_argument("--plot", type=_plot_file, default=None, metavar="FILE", help="also draw it (.svg, .png or .pdf)")
     history.add_argument("--force", action="store_true", help="replace the --plot file if it exists")
 
-    export = sub.add_parser("export", help="a run (or baseline) as github-action-benchmark JSON")
-    export.add_argument("source", type=Path, help="a run directory or a baseline file")
-    export.add_argument("--github-action-benchmark", type=Path, required=True, metavar="DIR", dest="gab_dir",
+    export = sub.add_parser("export", help="a run to MLflow, or a run (or baseline) as github-action-benchmark JSON")
+    export.add_argument("source", type=Path, help="a run directory (--mlflow), or a run directory or baseline file")
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("--mlflow", action="store_true",
+                        help="one MLflow run per trial under a parent run for the run; exporting again adds only "
+                             "trials not there yet")
+    target.add_argument("--github-action-benchmark", type=Path, metavar="DIR", dest="gab_dir",
                         help="writes DIR/bigger_is_better.json and DIR/smaller_is_better.json")
-    export.add_argument("--force", action="store_true", help="replace those files if they exist")
+    export.add_argument("--tracking-uri", default=None, metavar="URI",
+                        help="with --mlflow: sqlite:///FILE, a folder, http://HOST:PORT (default: MLflow's own: "
+                             "$MLFLOW_TRACKING_URI, else its local default)")
+    export.add_argument("--experiment", default="dlbench", metavar="NAME", help="with --mlflow (default: dlbench)")
+    export.add_argument("--force", action="store_true", help="replace the github-action-benchmark files if they exist")
 
     env = sub.add_parser("env", help="the isolated environments of MXNet and Theano: list, set up")
     env_sub = env.add_subparsers(dest="env_command", required=True, metavar="{list,setup}")
@@ -339,7 +359,7 @@ def _interrupted(exc: Interrupted) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    command = shlex.join(["bench.py"] + sys.argv[1:])
+    command = shlex.join([PROG] + sys.argv[1:])
     options = None if args.resume else _options(args)
     problem = width_problem(options.workloads, options.widths) if options else None
     if problem:  # the one problem of these options that no single argument shows
@@ -352,14 +372,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     except RunError as exc:
         raise fail(str(exc), exc.code) from None
     except Interrupted as exc:
-        print(f"bench.py: {_interrupted(exc)}", file=sys.stderr)
+        print(f"{PROG}: {_interrupted(exc)}", file=sys.stderr)
         return 128 + exc.signum
     run_dir = outcome.run_dir
     if not outcome.records:
         print(f"Nothing to do: every trial of {run_dir.path} has a record.")
     print(f"\nRecords: {run_dir.records_dir}")
     records = _report([run_dir.path], run_dir.path, FORMATS, side_by_side=False, overwrite=True)
-    return 1 if any(r.status in ("error", "timeout", "interrupted") for r in records) else 0
+    from reports import ci
+
+    _publish(_read_text(run_dir.path / "summary.md"), ci.failure_annotations(records), args.junit,
+             {f"dlbench run {run_dir.run_id}": ci.trial_cases(records)})
+    return 1 if any(r.status in ci.FAILED for r in records) else 0
 
 
 def cmd_ab(args: argparse.Namespace) -> int:
@@ -367,7 +391,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     from reports.baseline import load_side
     from reports.compare import compare, render
 
-    command = shlex.join(["bench.py"] + sys.argv[1:])
+    command = shlex.join([PROG] + sys.argv[1:])
     try:
         outcome = run_ab(args.base_ref, args.head_ref, _options(args), args.out.absolute(),
                          envs.base_dir(args.env_dir), create_envs=not args.no_env_setup, command=command)
@@ -393,17 +417,45 @@ def cmd_ab(args: argparse.Namespace) -> int:
                 summary.write(text)
         except OSError as exc:
             raise fail(f"cannot append to --summary {args.summary}: {describe_os_error(exc)}", 1) from None
+    from reports import ci
+
+    _publish(text, ci.failure_annotations(outcome.records["head"]) + ci.regression_annotations(result), args.junit,
+             {f"dlbench ab {args.head_ref}": ci.trial_cases(outcome.records["head"]),
+              f"dlbench ab {args.head_ref} against {args.base_ref}": ci.check_cases(result)}, already=args.summary)
     for r in failed:
-        print(f"bench.py ab: {r.label} {r.workload} ({r.dataset}) {r.status} in {args.head_ref}", file=sys.stderr)
+        print(f"{PROG} ab: {r.label} {r.workload} ({r.dataset}) {r.status} in {args.head_ref}", file=sys.stderr)
     for change in result.regressions:
-        print(f"bench.py ab: regression: {change.label} {change.workload} ({change.dataset}) {change.metric}"
+        print(f"{PROG} ab: regression: {change.label} {change.workload} ({change.dataset}) {change.metric}"
               + (f" {change.ratio:.3f}x" if change.ratio else "") + (f" ({change.note})" if change.note else ""),
               file=sys.stderr)
     return 1 if failed or result.regressions else 0
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _publish(markdown: str, annotations: list[str], junit: Path | None, suites: dict, already: Path | None = None) -> None:
+    """CI-native output after the command's own files are written: the markdown appended to
+    $GITHUB_STEP_SUMMARY, error annotations on GitHub Actions, the JUnit file."""
+    from reports import ci
+
+    try:
+        if markdown:
+            ci.append_step_summary(markdown, already)
+    except OSError as exc:
+        raise fail(f"cannot append to ${ci.SUMMARY_VAR}: {describe_os_error(exc)}", 1) from None
+    if ci.in_github_actions() and annotations:
+        print("\n".join(annotations))
+    if junit:
+        _write_output(lambda: ci.write_junit(junit, suites, overwrite=False), "the JUnit file", junit)
+
+
 def _warn(message: str) -> None:
-    print(f"bench.py: warning: {message}", file=sys.stderr)
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
 def _report(run_dirs: list[Path], out_dir: Path, formats: tuple[str, ...], side_by_side: bool,
@@ -517,6 +569,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.out:
         _write_output(lambda: write_text(args.out, text), "the comparison", args.out)
     print(text, end="")
+    from reports import ci
+
+    _publish(render(result, "md"), ci.regression_annotations(result), args.junit,
+             {f"dlbench compare {args.baseline} {args.current}": ci.check_cases(result)})
     return 1 if result.regressions else 0
 
 
@@ -544,6 +600,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from reports import gab
 
+    if args.mlflow:
+        return _export_mlflow(args)
     side = _side(args.source)
     for path in _write_output(lambda: gab.export(side, args.gab_dir, overwrite=args.force), "the export",
                               args.gab_dir):
@@ -551,10 +609,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_mlflow(args: argparse.Namespace) -> int:
+    from reports import mlflow_export
+
+    if not RunDir(args.source).is_run():
+        raise fail(f"{args.source} is not a run directory; --mlflow exports runs (results/runs/<run>)")
+    try:
+        done = mlflow_export.export(args.source, args.tracking_uri, args.experiment)
+    except mlflow_export.ExportError as exc:
+        raise fail(str(exc), 1) from None
+    except BadFile as exc:
+        raise fail(f"{exc}; nothing more was exported", 1) from None
+    print(f"MLflow experiment {args.experiment!r} (id {done.experiment_id}), parent run {done.parent_run_id}: "
+          f"{len(done.added)} trials exported" + (f", {len(done.kept)} already there" if done.kept else ""))
+    return 0
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     base = envs.base_dir(args.env_dir)
     if args.env_command == "list":
-        print(f"Environments in {base} (set with --env-dir or ${envs.ENV_DIR_VAR}):")
+        print(f"Environments in {base} (set with --env-dir, or the cache root with ${CACHE_DIR_VAR}):")
         print(f"  {'main':<8} ready       {sys.executable}\n  {'':<8} runs: "
               + ", ".join(label(f.name, v) for f in FRAMEWORKS.values() for v in f.variants
                           if environment_of(f.name, v) is None))
@@ -573,13 +647,35 @@ def cmd_env(args: argparse.Namespace) -> int:
             state = envs.setup(ENVIRONMENTS[name], base)
             print(f"{name}: ready at {state.path}")
         except (envs.EnvSetupError, OSError) as exc:
-            print(f"bench.py: error: environment {name} could not be set up: {exc}", file=sys.stderr)
+            print(f"{PROG}: error: environment {name} could not be set up: {exc}", file=sys.stderr)
             failed.append(name)
     return 1 if failed else 0
 
 
+def _apply_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> None:
+    """Options from --config or ./pyproject.toml's [tool.dlbench], under the flags typed (harness.config)."""
+    try:
+        tables, source = config.load(args.config, Path.cwd())
+        if tables.get(args.command):
+            config.apply(args, config.command_parser(parser, args.command), tables[args.command],
+                         config.typed_options(build_parser, argv), source, args.command)
+    except config.ConfigError as exc:
+        raise fail(str(exc), 2) from None
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line, with a config file's options under the flags typed (exit 2 on a mistake)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in config.COMMANDS:
+        _apply_config(parser, args, argv)
+    if getattr(args, "junit", None) and args.junit.exists():  # found out before anything runs
+        raise fail(f"--junit {args.junit} already exists; give a new file name or remove it")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     commands = {"list": lambda _: cmd_list(), "run": cmd_run, "ab": cmd_ab, "report": cmd_report, "env": cmd_env,
@@ -590,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else 2
         what = exc.name if isinstance(exc, Interrupted) else "Ctrl-C"
-        print(f"bench.py: interrupted by {what}; files are written whole or not at all", file=sys.stderr)
+        print(f"{PROG}: interrupted by {what}; files are written whole or not at all", file=sys.stderr)
         return 128 + signum
     except BrokenPipeError:  # `bench.py report RUN | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

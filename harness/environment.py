@@ -6,13 +6,12 @@ import platform
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 from adapters import FRAMEWORKS, installed_version
+from harness.paths import PROJECT_ROOT
 from harness.rundir import GitState, RunEnvironment
 from harness.threads import openmp_wait_policy, thread_env
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def cpu_model() -> str:

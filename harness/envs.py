@@ -1,6 +1,6 @@
 """Isolated virtual environments for the framework variants that cannot share the main one.
 
-Each lives in `<base>/<name>` (base: --env-dir, else $BENCH_ENV_DIR, else ~/.cache/dlbench/envs),
+Each lives in `<base>/<name>` (base: --env-dir, else `envs/` in the cache root, `harness.paths`),
 is created once with the interpreter running bench.py (`python -m venv`, then `pip install` of
 its pinned requirements) and reused by every later run. A stamp file written after a successful
 install records the requirements and the versions installed; an environment is ready only when its
@@ -28,8 +28,8 @@ from typing import Callable, Iterator
 from adapters import Environment, environment_of, missing_modules
 from harness import lifeline
 from harness.files import write_json
+from harness.paths import cache_root
 
-ENV_DIR_VAR = "BENCH_ENV_DIR"
 STAMP = "dlbench-env.json"
 OWNER_MARK = ".dlbench-environment"  # written first into every folder the harness creates
 ERROR_TAIL_LINES = 12
@@ -52,8 +52,7 @@ class EnvStatus:
 
 def base_dir(override: str | Path | None = None) -> Path:
     """Absolute: a relative --env-dir means the folder where the command was typed."""
-    chosen = override or os.environ.get(ENV_DIR_VAR)
-    return Path(chosen).expanduser().absolute() if chosen else Path.home() / ".cache" / "dlbench" / "envs"
+    return Path(override).expanduser().absolute() if override else cache_root() / "envs"
 
 
 def _made_by_us(path: Path) -> bool:

@@ -40,7 +40,8 @@ import numpy as np
 from adapters import FRAMEWORKS, label
 from adapters.numerics import DEFAULT_PRECISION, forward_bounds, forward_problem, get_precision
 from harness import scratch
-from harness.launch import PROJECT_ROOT, child_env
+from harness.launch import child_env
+from harness.paths import child_code_root
 from harness.probe import cut_points
 from workloads import get_workload, reference
 
@@ -104,7 +105,7 @@ def run_probe(framework: str, variant: str, workloads: list[str], python: str, t
                                        "device": device,
                                        "inference_only": bool(info and variant in info.inference_only)}))
         try:
-            proc = subprocess.run([python, "-m", "harness.probe", str(request), tmp], cwd=PROJECT_ROOT,
+            proc = subprocess.run([python, "-m", "harness.probe", str(request), tmp], cwd=child_code_root(),
                                   env=child_env(framework, variant, device, threads), capture_output=True,
                                   text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:

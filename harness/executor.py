@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from harness import envs, prepare
-from harness.launch import PROJECT_ROOT, ProgressCallback, launch
+from harness.launch import ProgressCallback, launch
 from harness.node import identify
 from harness.peak import machine_speed
 from harness.plan import RunOptions
@@ -90,7 +90,7 @@ class LocalExecutor(Executor):
 
 
 def run_one(run_dir: RunDir, trial: TrialSpec, reason: str | None, python: str,
-            on_progress: ProgressCallback | None = None, root: Path = PROJECT_ROOT,
+            on_progress: ProgressCallback | None = None, root: Path | None = None,
             placement: Placement = Placement()) -> TrialRecord:
     """One trial: a `skipped` record when it cannot start (`reason`), else its own process running
     the code at `root` with `python`, the machine's speed probed just before."""
@@ -104,6 +104,11 @@ def run_one(run_dir: RunDir, trial: TrialSpec, reason: str | None, python: str,
 
 def executor_for(options: RunOptions) -> Executor:
     if options.executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise prepare.RunError("--executor ray needs Ray, which is not installed here: pip install 'dlbench[ray]' "
+                           "(or -r requirements-ray.txt)") from None
         from harness.ray_executor import RayExecutor
 
         return RayExecutor(options)

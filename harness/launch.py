@@ -23,7 +23,6 @@ from typing import Callable
 from adapters import FRAMEWORKS
 from adapters.numerics import Numerics, numerics_environment
 from harness import lifeline, scratch
-from harness.envs import ENV_DIR_VAR
 from harness.files import BadFile, describe_os_error, write_json
 from harness.gpu_memory import ProcessGpuMemory
 from harness.measure import oom_kills
@@ -31,13 +30,13 @@ from harness.record import Placement, TrialRecord, TrialSpec
 from harness.rundir import RunDir
 from harness.schema import load_record
 from harness.threads import thread_env
-from workloads.datasets import ENV_CACHE_DIR, ENV_DATA_DIR
+from harness.paths import CACHE_DIR_VAR, child_code_root
+from workloads.datasets import ENV_DATA_DIR
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROGRESS_S = 1.0  # the parent wakes this often; more would steal cycles from the child on small machines
 TERM_GRACE_S = 5.0  # after SIGTERM, time for the child to write what it measured
 LOG_TAIL_LINES = 12
-PATH_VARIABLES = (ENV_DATA_DIR, ENV_CACHE_DIR, ENV_DIR_VAR)  # resolved here: the child runs elsewhere
+PATH_VARIABLES = (ENV_DATA_DIR, CACHE_DIR_VAR)  # resolved here: the child runs elsewhere
 NATIVE_CRASHES = {"SIGSEGV": "a crash in native code", "SIGBUS": "a crash in native code",
                   "SIGILL": "an illegal instruction in native code", "SIGFPE": "an arithmetic fault in native code",
                   "SIGABRT": "aborted by native code (a failed check or assertion)"}
@@ -77,10 +76,10 @@ def cold_caches(env: dict[str, str], folder: Path) -> dict[str, str]:
     return env
 
 
-def child_env(framework: str, variant: str, device: str, threads: int, root: Path = PROJECT_ROOT,
+def child_env(framework: str, variant: str, device: str, threads: int, root: Path | None = None,
               numerics: Numerics = Numerics()) -> dict[str, str]:
     """The environment of any child that runs an adapter (a trial or an equivalence probe) from the
-    project at `root` (another revision's worktree in an A/B run)."""
+    project at `root` (another revision's worktree in an A/B run; default: this project's code)."""
     env = dict(os.environ)
     env.update(thread_env(threads))
     for name, value in numerics_environment(numerics, device).items():
@@ -93,7 +92,7 @@ def child_env(framework: str, variant: str, device: str, threads: int, root: Pat
     for name in PATH_VARIABLES:
         if env.get(name):
             env[name] = os.path.abspath(os.path.expanduser(env[name]))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root or child_code_root()), env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     env["PYTHONUNBUFFERED"] = "1"
     return lifeline.child_environment(env)
@@ -139,10 +138,11 @@ def _interruption(exc: BaseException) -> str:
 
 def launch(trial: TrialSpec, run_dir: Path, run_id: str, python: str = sys.executable,
            on_progress: ProgressCallback | None = None, machine_gflops: float | None = None,
-           root: Path = PROJECT_ROOT, placement: Placement = Placement()) -> TrialRecord:
+           root: Path | None = None, placement: Placement = Placement()) -> TrialRecord:
     """Run one trial in a fresh process and return its record (also stored in run_dir/records).
     `machine_gflops`: the machine's speed measured just before (harness.peak.machine_speed);
-    `root`: the project whose code the trial runs (another revision's worktree in an A/B run);
+    `root`: the project whose code the trial runs (another revision's worktree in an A/B run;
+    default: this project's, `harness.paths.child_code_root`);
     `placement`: the executor, node and attempt, stamped on the record."""
     run = RunDir(run_dir)
     spec_path, result_path = run.work_dir / f"{trial.trial_id}.trial.json", run.work_dir / f"{trial.trial_id}.result.json"
@@ -156,7 +156,7 @@ def launch(trial: TrialSpec, run_dir: Path, run_id: str, python: str = sys.execu
     cmd = [python, "-m", "harness.trial", str(spec_path), str(result_path), str(progress_path), run_id]
     with scratch.folder("caches", trial.trial_id) as caches:
         return _supervise(trial, run, run_id, cmd, caches, result_path, progress_path, log_path, on_progress,
-                          machine_gflops, root, placement)
+                          machine_gflops, root or child_code_root(), placement)
 
 
 def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], caches: Path, result_path: Path,

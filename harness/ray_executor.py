@@ -36,7 +36,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noq
 
 from adapters import environment_of  # noqa: E402
 from harness import environment, envs, prepare, schema, scratch  # noqa: E402
-from harness.environment import PROJECT_ROOT, git_commit  # noqa: E402
+from harness.environment import git_commit  # noqa: E402
+from harness.paths import PROJECT_ROOT  # noqa: E402
 from harness.executor import Executor, run_one  # noqa: E402
 from harness.launch import TERM_GRACE_S  # noqa: E402
 from harness.node import identify  # noqa: E402

@@ -14,12 +14,14 @@ from harness.record import TrialRecord
 from reports.stats import Noise, median_ci, pooled_noise, process_interval
 from workloads import WORKLOADS
 
-COLUMNS = ["workload", "case", "scenario", "batch_size", "width", "precision", "dataset", "label", "version", "status", "reason", "repeats", "processes", "throughput",
-           "throughput_interval", "throughput_low", "throughput_high", "throughput_q1", "throughput_q3",
+COLUMNS = ["workload", "case", "scenario", "batch_size", "width", "precision", "dataset", "label", "version", "status",
+           "reason", "repeats", "processes", "throughput", "throughput_interval", "throughput_low", "throughput_high",
+           "throughput_q1", "throughput_q3",
            "throughput_sustained", "steps_per_s", "first_block_s", "latency_p50_s", "latency_p90_s", "latency_p99_s",
            "test_accuracy", "target_accuracy", "target_reached", "steps_to_target", "time_to_target_s",
            "rss_after_import_bytes", "rss_after_build_bytes", "peak_rss_bytes", "training_memory_bytes",
-           "device_peak_bytes", "device_process_peak_bytes", "flops_per_sample", "gflops", "peak_gflops", "peak_fraction", "param_count", "blocks",
+           "device_peak_bytes", "device_process_peak_bytes", "flops_per_sample", "gflops", "peak_gflops", "peak_fraction",
+           "param_count", "blocks",
            "machine_gflops", "precision_applied"]
 
 # What the interval around a median means (column throughput_interval): with repeats, a 95%

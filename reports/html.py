@@ -102,7 +102,8 @@ def _verdict(group: pd.DataFrame) -> tuple[str, bool]:
             text += (f". Shortest call: <b>{_e(fastest_call.iloc[0]['label'])}</b>, "
                      f"p50 {fastest_call.iloc[0]['latency_p50_s'] * 1e3:,.3g} ms")
         if len(lean):
-            text += f". Least memory: <b>{_e(lean.iloc[0]['label'])}</b>, {lean.iloc[0]['peak_rss_bytes'] / 2**20:,.0f} MiB peak RSS"
+            text += (f". Least memory: <b>{_e(lean.iloc[0]['label'])}</b>, "
+                     f"{lean.iloc[0]['peak_rss_bytes'] / 2**20:,.0f} MiB peak RSS")
     else:
         text += ". "
         reached = ok[ok["test_accuracy"] >= ok["target_accuracy"]]

@@ -212,7 +212,8 @@ def csv_text(frame: pd.DataFrame) -> str:
         leaders = {p: sweep.fastest(p)["label"] for p in sweep.points}
         for _, r in sweep.rows.iterrows():
             rows.append({"sweep": sweep.title, "workload": sweep.workload, "dataset": sweep.dataset,
-                         "scenario": sweep.scenario, "precision": sweep.precision, "axis": sweep.axis, "point": int(r[sweep.axis]),
+                         "scenario": sweep.scenario, "precision": sweep.precision, "axis": sweep.axis,
+                         "point": int(r[sweep.axis]),
                          "fixed_axis": sweep.other, "fixed": sweep.fixed, "label": r["label"],
                          "throughput": r["throughput"], "throughput_low": r["throughput_low"],
                          "throughput_high": r["throughput_high"],

@@ -25,7 +25,8 @@ INFER_HEADERS = ["framework", "version", "status", "samples/s", INTERVAL, "susta
 SORT_COLUMNS = dict(zip(HEADERS + [LATENCY_HEADER], [
     "label", "version", "status", "throughput", "throughput_low", "throughput_sustained", "throughput", "steps_per_s",
     "first_block_s", "test_accuracy", "time_to_target_s", "training_memory_bytes", "gflops", "latency_p50_s"]))
-SORT_COLUMNS.update({GPU_MEMORY_HEADER: "device_process_peak_bytes", "calls/s": "steps_per_s", "first call": "first_block_s", "call p50 / p90 / p99": "latency_p50_s",
+SORT_COLUMNS.update({GPU_MEMORY_HEADER: "device_process_peak_bytes", "calls/s": "steps_per_s", "first call": "first_block_s",
+                     "call p50 / p90 / p99": "latency_p50_s",
                      "peak RSS": "peak_rss_bytes"})
 
 

@@ -2,7 +2,8 @@
 
 The repository is a copy of this project's working tree with two commits: the second slows the
 NumPy stand-in framework's training step by 30% on XOR and breaks it on the MLP. The A/B run must
-find the slowdown, report the broken trial with its reason, exit 1 and name both. (That identical revisions pass is the synthetic family-wise test in test_compare.py: a real
+find the slowdown, report the broken trial with its reason, exit 1 and name both. (That identical
+revisions pass is the synthetic family-wise test in test_compare.py: a real
 run without a change passes with a probability of 95% by design, which no test may leave to chance.)
 """
 from __future__ import annotations

@@ -107,7 +107,8 @@ def test_downloads_from_a_mirror_into_the_cache(data_dir, tmp_path, serve):
     arrays = datasets.load("mnist", data_dir=tmp_path / "empty", cache_dir=cache, mirrors=(closed_port_url(), url))
     assert arrays["train_images"].shape == (60000, 28, 28)
     assert sorted(p.name for p in (cache / "mnist").iterdir()) == sorted(MNIST_FILES)
-    again = datasets.load("mnist", data_dir=tmp_path / "empty", cache_dir=cache, mirrors=(), download=False)  # now from the cache alone
+    # now from the cache alone
+    again = datasets.load("mnist", data_dir=tmp_path / "empty", cache_dir=cache, mirrors=(), download=False)
     assert np.array_equal(again["test_labels"], arrays["test_labels"])
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from adapters import FRAMEWORKS
-from harness.launch import PROJECT_ROOT, child_env
+from harness.launch import child_env
+from harness.paths import PROJECT_ROOT
 from tests.conftest import interpreter_or_skip
 from tests.test_contract import VARIANTS
 from workloads import reference

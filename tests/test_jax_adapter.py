@@ -35,12 +35,14 @@ def test_every_xla_flag_the_harness_sets_is_one_xla_knows(threads):
     import subprocess
     import sys
 
-    from harness.launch import PROJECT_ROOT, child_env
+    from harness.launch import child_env
+    from harness.paths import PROJECT_ROOT
     from harness.threads import thread_env
 
     tokens = thread_env(threads)["XLA_FLAGS"].split()
     assert tokens and all(t.startswith("--xla_") for t in tokens), tokens
-    out = subprocess.run([sys.executable, "-c", "import jax, jax.numpy as j; print(jax.jit(lambda x: x @ x)(j.ones((8, 8))).sum())"],
+    code = "import jax, jax.numpy as j; print(jax.jit(lambda x: x @ x)(j.ones((8, 8))).sum())"
+    out = subprocess.run([sys.executable, "-c", code],
                          cwd=PROJECT_ROOT, env=child_env("jax", "default", "cpu", threads), capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and "Unknown flag" not in out.stderr, out.stderr[-500:]

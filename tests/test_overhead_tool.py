@@ -105,7 +105,6 @@ def test_rounds_allocate_from_one_malloc_arena_whichever_thread_a_side_runs_on()
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
     from tools.overhead_check import round_env
 
     def arenas(env: dict[str, str]) -> int:

@@ -9,7 +9,8 @@ import subprocess
 import pytest
 
 from adapters import FRAMEWORKS
-from harness.launch import PROJECT_ROOT, child_env
+from harness.launch import child_env
+from harness.paths import PROJECT_ROOT
 from tests.conftest import interpreter_or_skip
 
 pytestmark = pytest.mark.framework

@@ -9,7 +9,8 @@ import pytest
 
 from adapters import FRAMEWORKS
 from harness.environment import describe
-from harness.launch import PROJECT_ROOT, child_env
+from harness.launch import child_env
+from harness.paths import PROJECT_ROOT
 from tests.conftest import interpreter_or_skip
 
 OPENMP_FRAMEWORKS = [("pytorch", "default"), ("mxnet", "default"), ("theano", "default"), ("keras", "torch")]

@@ -1,7 +1,7 @@
 """MNIST and Fashion-MNIST from their original IDX files.
 
 Where a file is looked for, in order: the data directory (``--data-dir`` or ``$BENCH_DATA_DIR``),
-the cache directory (``$BENCH_CACHE_DIR``, default ``~/.cache/dlbench``), Debian's dataset
+the cache root (``$BENCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/dlbench``, else ``~/.cache/dlbench``), Debian's dataset
 packages; then it is downloaded from the canonical mirrors (or ``$BENCH_DATA_MIRRORS``, a
 comma-separated list of base URLs) into the cache. Every file is verified
 by the SHA-256 of its decompressed IDX payload, so a recompressed copy (Debian's) is accepted and
@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from harness.files import write_bytes
+from harness.paths import cache_root
 
 log = logging.getLogger(__name__)
 
 ENV_DATA_DIR = "BENCH_DATA_DIR"
-ENV_CACHE_DIR = "BENCH_CACHE_DIR"
 ENV_MIRRORS = "BENCH_DATA_MIRRORS"  # comma-separated base URLs that replace the canonical mirrors
 DOWNLOAD_TIMEOUT_S = 30
 
@@ -88,10 +88,7 @@ def dataset_names() -> tuple[str, ...]:
 
 
 def default_cache_dir() -> Path:
-    if os.environ.get(ENV_CACHE_DIR):
-        return Path(os.environ[ENV_CACHE_DIR])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dlbench"
+    return cache_root()
 
 
 def _info(name: str) -> DatasetInfo:

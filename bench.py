@@ -20,7 +20,7 @@ from adapters.numerics import AUTOTUNE_SETTINGS, DEFAULT_PRECISION, PRECISIONS, 
 from harness import config, envs
 from harness.files import BadFile, WouldOverwrite, describe_os_error, write_text
 from harness.launch import Interrupted
-from harness.paths import CACHE_DIR_VAR, RESULTS_DIR
+from harness.paths import CACHE_DIR_VAR, PROGRAM, RESULTS_DIR
 from harness.plan import INFER_BATCH_SIZES, RunOptions, size_problem, threads_problem, width_problem
 from harness.rundir import RunDir
 from harness.prepare import RunError
@@ -32,7 +32,6 @@ from workloads import IMAGE_DATASETS, WORKLOADS, datasets, get_workload
 from workloads.spec import PROFILES
 
 log = logging.getLogger("bench")
-PROG = "dlbench" if Path(sys.argv[0]).name == "dlbench" else "bench.py"  # as the user typed it
 DEFAULT_OUT = RESULTS_DIR / "runs"  # relative: under the folder the command is typed in
 DEFAULT_AB_OUT = RESULTS_DIR / "ab"
 DEFAULT_BASELINES = RESULTS_DIR / "baselines"
@@ -40,7 +39,7 @@ DEFAULT_BASELINES = RESULTS_DIR / "baselines"
 
 def fail(message: str, code: int = 2) -> SystemExit:
     """One line on stderr and an exit code: 2 for a usage mistake, 1 for a missing resource."""
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(f"{PROGRAM}: error: {message}", file=sys.stderr)
     return SystemExit(code)
 
 
@@ -156,7 +155,7 @@ def _environment(text: str) -> str:
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog=PROG, description=__doc__.strip().splitlines()[0])
+    parser = Parser(prog=PROGRAM, description=__doc__.strip().splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = parser.add_subparsers(dest="command", required=True,
                                 metavar="{list,run,ab,report,env,baseline,compare,history,export}")
@@ -359,7 +358,7 @@ def _interrupted(exc: Interrupted) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    command = shlex.join([PROG] + sys.argv[1:])
+    command = shlex.join([PROGRAM] + sys.argv[1:])
     options = None if args.resume else _options(args)
     problem = width_problem(options.workloads, options.widths) if options else None
     if problem:  # the one problem of these options that no single argument shows
@@ -372,7 +371,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except RunError as exc:
         raise fail(str(exc), exc.code) from None
     except Interrupted as exc:
-        print(f"{PROG}: {_interrupted(exc)}", file=sys.stderr)
+        print(f"{PROGRAM}: {_interrupted(exc)}", file=sys.stderr)
         return 128 + exc.signum
     run_dir = outcome.run_dir
     if not outcome.records:
@@ -391,7 +390,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     from reports.baseline import load_side
     from reports.compare import compare, render
 
-    command = shlex.join([PROG] + sys.argv[1:])
+    command = shlex.join([PROGRAM] + sys.argv[1:])
     try:
         outcome = run_ab(args.base_ref, args.head_ref, _options(args), args.out.absolute(),
                          envs.base_dir(args.env_dir), create_envs=not args.no_env_setup, command=command)
@@ -423,9 +422,9 @@ def cmd_ab(args: argparse.Namespace) -> int:
              {f"dlbench ab {args.head_ref}": ci.trial_cases(outcome.records["head"]),
               f"dlbench ab {args.head_ref} against {args.base_ref}": ci.check_cases(result)}, already=args.summary)
     for r in failed:
-        print(f"{PROG} ab: {r.label} {r.workload} ({r.dataset}) {r.status} in {args.head_ref}", file=sys.stderr)
+        print(f"{PROGRAM} ab: {r.label} {r.workload} ({r.dataset}) {r.status} in {args.head_ref}", file=sys.stderr)
     for change in result.regressions:
-        print(f"{PROG} ab: regression: {change.label} {change.workload} ({change.dataset}) {change.metric}"
+        print(f"{PROGRAM} ab: regression: {change.label} {change.workload} ({change.dataset}) {change.metric}"
               + (f" {change.ratio:.3f}x" if change.ratio else "") + (f" ({change.note})" if change.note else ""),
               file=sys.stderr)
     return 1 if failed or result.regressions else 0
@@ -455,7 +454,7 @@ def _publish(markdown: str, annotations: list[str], junit: Path | None, suites: 
 
 
 def _warn(message: str) -> None:
-    print(f"{PROG}: warning: {message}", file=sys.stderr)
+    print(f"{PROGRAM}: warning: {message}", file=sys.stderr)
 
 
 def _report(run_dirs: list[Path], out_dir: Path, formats: tuple[str, ...], side_by_side: bool,
@@ -647,7 +646,7 @@ def cmd_env(args: argparse.Namespace) -> int:
             state = envs.setup(ENVIRONMENTS[name], base)
             print(f"{name}: ready at {state.path}")
         except (envs.EnvSetupError, OSError) as exc:
-            print(f"{PROG}: error: environment {name} could not be set up: {exc}", file=sys.stderr)
+            print(f"{PROGRAM}: error: environment {name} could not be set up: {exc}", file=sys.stderr)
             failed.append(name)
     return 1 if failed else 0
 
@@ -686,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else 2
         what = exc.name if isinstance(exc, Interrupted) else "Ctrl-C"
-        print(f"{PROG}: interrupted by {what}; files are written whole or not at all", file=sys.stderr)
+        print(f"{PROGRAM}: interrupted by {what}; files are written whole or not at all", file=sys.stderr)
         return 128 + signum
     except BrokenPipeError:  # `bench.py report RUN | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

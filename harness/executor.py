@@ -3,6 +3,7 @@
 the same run directory: a record per trial, stamped with where it ran (`Placement`)."""
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 from abc import ABC, abstractmethod
@@ -104,11 +105,9 @@ def run_one(run_dir: RunDir, trial: TrialSpec, reason: str | None, python: str,
 
 def executor_for(options: RunOptions) -> Executor:
     if options.executor == "ray":
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise prepare.RunError("--executor ray needs Ray, which is not installed here: pip install 'dlbench[ray]' "
-                           "(or -r requirements-ray.txt)") from None
+        if importlib.util.find_spec("ray") is None:
+            raise prepare.RunError("--executor ray needs Ray, which is not installed here: "
+                                   "pip install 'dlbench[ray]' (or -r requirements-ray.txt)")
         from harness.ray_executor import RayExecutor
 
         return RayExecutor(options)

@@ -115,6 +115,14 @@ def _read_progress(path: Path) -> dict | None:
     return state if isinstance(state, dict) else None
 
 
+def _end_group(proc: subprocess.Popen) -> None:
+    """SIGKILL whatever is left in the exited child's process group (its own session)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _stop(proc: subprocess.Popen) -> None:
     """SIGTERM the child's process group, then SIGKILL it if it does not leave in time."""
     try:
@@ -198,6 +206,7 @@ def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], cache
             interruption = exc
             _stop(proc)
         exited.wait()
+        _end_group(proc)  # what the frameworks started and left behind (compile workers, helpers)
         if gpu_memory:
             gpu_memory.stop()
         oom_after = oom_kills()

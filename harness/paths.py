@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +24,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR_VAR = "BENCH_CACHE_DIR"
 RESULTS_DIR = Path("results")  # relative: under the folder the command is typed in
 CHILD_PACKAGES = ("adapters", "harness", "workloads")  # what a trial or probe process imports
+# The command as the user typed it, for the commands messages suggest: the installed console script
+# or the script in a clone.
+PROGRAM = "dlbench" if Path(sys.argv[0]).name == "dlbench" else "bench.py"
 
 
 def cache_root() -> Path:

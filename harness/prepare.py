@@ -10,6 +10,7 @@ from pathlib import Path
 
 from adapters import environment_of
 from harness import environment, envs
+from harness.paths import PROGRAM
 from harness.peak import best_of, matmul_peak
 from harness.plan import RunOptions
 from harness.record import TrialSpec
@@ -49,7 +50,7 @@ def prepare_environments(trials: list[TrialSpec], base: Path, create: bool) -> d
         state = envs.status(env, base)
         if state.ready:
             continue
-        command = f"bench.py env setup {env.name}" + (f" --env-dir {base}" if base != envs.base_dir(None) else "")
+        command = f"{PROGRAM} env setup {env.name}" + (f" --env-dir {base}" if base != envs.base_dir(None) else "")
         if not create:
             problems[env.name] = f"environment {env.name} is not set up ({state.problem}); run: {command}"
             continue

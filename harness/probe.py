@@ -20,6 +20,7 @@ import numpy as np
 from adapters import environment_versions, load_adapter_class
 from adapters.numerics import DEFAULT_PRECISION, Numerics
 from adapters.base import SkipTrial
+from harness import lifeline
 from harness.lifeline import tie_to_parent
 from harness.threads import pin_to_cores
 from workloads import get_workload, reference
@@ -100,4 +101,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    lifeline.leave(main(sys.argv[1:]))

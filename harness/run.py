@@ -25,6 +25,7 @@ from harness.executor import Executor, executor_for
 from harness.files import BadFile, check_writable, describe_os_error
 from harness.launch import Interrupted
 from harness.plan import RunOptions, plan, threads_problem
+from harness.paths import PROGRAM
 from harness.prepare import RunError
 from harness.record import TrialRecord, TrialSpec
 from harness.rundir import Manifest, RunDir, RunDirBusy, RunEnvironment
@@ -62,7 +63,7 @@ def interruptible() -> Iterator[None]:
 
 
 def resume_command(run_dir: RunDir) -> str:
-    return shlex.join(["bench.py", "run", "--resume", str(run_dir.path)])
+    return shlex.join([PROGRAM, "run", "--resume", str(run_dir.path)])
 
 
 def _open(run_dir: RunDir) -> Manifest:

@@ -24,6 +24,7 @@ from adapters import (FRAMEWORKS, MAIN_ENVIRONMENT, environment_of, environment_
 from adapters.base import Adapter, SkipTrial
 from adapters.numerics import forward_problem
 from harness.files import write_json
+from harness import lifeline
 from harness.lifeline import tie_to_parent
 from harness.measure import current_rss_bytes, peak_rss_bytes
 from harness.record import Block, Evaluation, TrialRecord, TrialSpec
@@ -331,4 +332,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    lifeline.leave(main(sys.argv[1:]))

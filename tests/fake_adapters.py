@@ -145,6 +145,17 @@ class SkipInSetup(NumpyAdapter):
         raise SkipTrial("this combination is not supported (deliberate)")
 
 
+class LeavesAHelper(NumpyAdapter):
+    """Starts a helper process of its own that outlives the trial (as a framework's compile worker
+    or server might), named after $BENCH_TEST_MARK so that a test can look for it."""
+
+    def setup(self) -> dict[str, Any]:
+        import subprocess
+
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", os.environ["BENCH_TEST_MARK"]])
+        return super().setup()
+
+
 class SlowSteps(NumpyAdapter):
     """Trains slowly (30 ms a step for its first 200 steps, about 6 s), so that a test can interrupt
     a run in the middle of a trial."""

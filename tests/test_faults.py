@@ -377,6 +377,23 @@ def test_an_interpreter_that_cannot_start_is_an_error_record_and_the_run_goes_on
     assert load_record(run_dir / "records" / "xor.xor.numpy.default.r0.json").status == "ok"
 
 
+def test_a_process_a_framework_leaves_behind_ends_with_its_trial(tmp_path, monkeypatch):
+    """The child ends without the interpreter's teardown (harness.lifeline.leave); whatever it
+    started in its session (compile workers, helpers) is ended by the parent, not left running."""
+    mark = f"dlbench-helper-{tmp_path.name}"
+    monkeypatch.setenv("BENCH_TEST_MARK", mark)
+    monkeypatch.setitem(FRAMEWORKS, "helper", FrameworkInfo(
+        name="helper", adapter="tests.fake_adapters:LeavesAHelper", variants=("default",),
+        modules={"default": ("numpy",)}, distributions=("numpy",)))
+    code, _, _ = cli("run", "-f", "helper", *SMOKE, "--out", str(tmp_path / "runs"))
+    assert code == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert load_record(run_dir / "records" / "xor.xor.helper.default.r0.json").status == "ok"
+    wait_for(lambda: not [p for p in psutil.process_iter(["cmdline", "status"])
+                          if p.info["status"] != psutil.STATUS_ZOMBIE and mark in (p.info["cmdline"] or [])],
+             timeout=10, what="the helper to end")
+
+
 # ---- 7. nothing is replaced without --force ------------------------------------------------------
 
 @pytest.mark.parametrize("command, target", [

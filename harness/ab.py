@@ -28,7 +28,7 @@ from pathlib import Path
 from adapters import ENVIRONMENTS, environment_of
 from adapters.numerics import Numerics
 from harness import envs
-from harness.environment import PROJECT_ROOT
+from harness.paths import PROJECT_ROOT, PROGRAM, is_source_tree
 from harness.plan import RunOptions, plan
 from harness.record import TrialRecord, TrialSpec
 from harness.rundir import GitState, RunDir
@@ -132,6 +132,10 @@ def run_ab(base_ref: str, head_ref: str, options: RunOptions, out: Path, env_bas
            command: str) -> ABOutcome:
     """Check out both revisions, run every trial of `options` for each, interleaved, and return both
     sides' records; the run directories are `<out>/<time>-<base>-<head>/{base,head}/<run id>`."""
+    if not is_source_tree():
+        raise RunError(f"{PROGRAM} ab checks out two revisions of dlbench's own git repository, and this dlbench is an "
+                       f"installed copy ({PROJECT_ROOT}); run it from a clone (python bench.py ab, or the dlbench "
+                       f"of an editable install)")
     commits = {name: resolve(ref) for name, ref in zip(SIDES, (base_ref, head_ref))}
     trials = plan(options)
     check_data(options, trials)

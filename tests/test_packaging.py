@@ -90,3 +90,6 @@ def test_pip_install_gives_a_dlbench_command_that_writes_under_the_current_folde
     (code,) = (tmp_path / "cache" / "code").iterdir()
     assert sorted(p.name for p in code.iterdir()) == sorted(paths.CHILD_PACKAGES)
     assert json.loads((run_dir / "manifest.json").read_text())["command"].startswith("dlbench run ")
+    ab = subprocess.run([dlbench, "ab", "HEAD~1", "-w", "xor"], cwd=work, env=env, capture_output=True, text=True,
+                        timeout=300)
+    assert ab.returncode == 2 and "run it from a clone" in ab.stderr and ab.stderr.count("\n") == 1, ab.stderr

@@ -11,10 +11,14 @@ thing (`BENCH_DATA_DIR` for data-dir) > the file > the default.
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Callable
+
+from harness import schema
+from harness.files import BadFile
+from harness.rundir import Manifest
 
 try:
     import tomllib
@@ -48,16 +52,14 @@ def _read_toml(path: Path) -> dict:
 
 
 def _from_manifest(path: Path) -> dict[str, dict]:
+    """The run table of a manifest's resolved options, read through the manifest's own schema."""
     try:
-        manifest = json.loads(path.read_text())
-        options = manifest["options"]
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (ValueError, KeyError, TypeError):
-        raise ConfigError(f"{path} is not a run's manifest.json (no 'options'); give a TOML file or a "
-                          f"run directory's manifest.json") from None
-    return {"run": {MANIFEST_KEYS[k]: v for k, v in options.items()
-                    if k in MANIFEST_KEYS and v is not None and v != []}}
+        manifest = schema.load(path, Manifest, "a run manifest", Manifest.problem)
+    except BadFile as exc:
+        raise ConfigError(f"{exc}; give a TOML file or a run directory's manifest.json") from None
+    options = dataclasses.asdict(manifest.options)
+    return {"run": {MANIFEST_KEYS[k]: list(v) if isinstance(v, tuple) else v for k, v in options.items()
+                    if k in MANIFEST_KEYS and v is not None and v != ()}}
 
 
 def load(path: Path | None, cwd: Path) -> tuple[dict[str, dict], str]:

@@ -424,9 +424,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     for r in failed:
         print(f"{PROGRAM} ab: {r.label} {r.workload} ({r.dataset}) {r.status} in {args.head_ref}", file=sys.stderr)
     for change in result.regressions:
-        print(f"{PROGRAM} ab: regression: {change.label} {change.workload} ({change.dataset}) {change.metric}"
-              + (f" {change.ratio:.3f}x" if change.ratio else "") + (f" ({change.note})" if change.note else ""),
-              file=sys.stderr)
+        print(f"{PROGRAM} ab: regression: {ci.change_text(change)}", file=sys.stderr)
     return 1 if failed or result.regressions else 0
 
 

@@ -1,7 +1,7 @@
 """`bench.py ab`: two revisions of a real git repository, their trials interleaved on this machine.
 
 The repository is a copy of this project's working tree with two commits: the second slows the
-NumPy stand-in framework's training step by 30% on XOR and breaks it on the MLP. The A/B run must
+NumPy stand-in framework's training step by half on the MLP and breaks it on XOR. The A/B run must
 find the slowdown, report the broken trial with its reason, exit 1 and name both. (That identical
 revisions pass is the synthetic family-wise test in test_compare.py: a real
 run without a change passes with a probability of 95% by design, which no test may leave to chance.)
@@ -22,13 +22,13 @@ from tests.conftest import ROOT
 SLOWDOWN = '''
     _real_train_step = train_step
 
-    def train_step(self, i: int) -> float:  # 30% lower throughput: each step takes 1/0.7 as long
+    def train_step(self, i: int) -> float:  # half the throughput: each step takes twice as long
         import time
-        if self.spec.name == "mnist_mlp":
+        if self.spec.name == "xor":
             raise RuntimeError("broken in this commit")
         start = time.perf_counter()
         loss = self._real_train_step(i)
-        wait_until = time.perf_counter() + (time.perf_counter() - start) * (1 / 0.7 - 1)
+        wait_until = time.perf_counter() + (time.perf_counter() - start)
         while time.perf_counter() < wait_until:
             pass
         return loss
@@ -50,7 +50,7 @@ def project_repository(folder: Path) -> Path:
     return repo
 
 
-def test_ab_run_finds_a_30_percent_slowdown_and_names_the_trial(tmp_path, data_dir):
+def test_ab_run_finds_a_halved_throughput_and_names_the_trial(tmp_path, data_dir):
     repo = project_repository(tmp_path)
     adapters = repo / "tests" / "fake_adapters.py"
     text = adapters.read_text()
@@ -68,12 +68,19 @@ def test_ab_run_finds_a_30_percent_slowdown_and_names_the_trial(tmp_path, data_d
                          cwd=tmp_path, capture_output=True, text=True, timeout=600,
                          env={**os.environ, "BENCH_DATA_DIR": str(data_dir)})
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "bench.py ab: regression: numpy xor (xor) throughput" in out.stderr
-    assert "bench.py ab: numpy mnist_mlp (mnist) error in HEAD" in out.stderr
-    ratio = float(re.search(r"numpy xor \(xor\) throughput ([0-9.]+)x", out.stderr).group(1))
-    assert 0.6 < ratio < 0.8
+    assert "bench.py ab: regression: numpy mnist_mlp (mnist) throughput" in out.stderr
+    assert "bench.py ab: numpy xor (xor) error in HEAD" in out.stderr
+    ratio = float(re.search(r"numpy mnist_mlp \(mnist\) throughput ([0-9.]+)x", out.stderr).group(1))
+    # 0.5 by construction. (A 30% slowdown of XOR, whose 35 us steps vary by 40% between processes
+    # on a shared runner, came out anywhere from 0.59 to 0.79 and was sometimes not significant.)
+    assert 0.35 < ratio < 0.65, out.stderr
     text = summary.read_text()
-    assert text.startswith("A/B on this machine: HEAD (") and "**2 regression(s)**" in text  # the slowdown, the status
+    assert text.startswith("A/B on this machine: HEAD (")
+    # The slowdown and the status. (The ci profile trains the MLP for a time budget, so half the
+    # steps may also cost accuracy: a third regression that noise can leave unproven.)
+    regressions = text[text.index("### Regressions"):text.index("### Unchanged")]
+    assert re.search(r"\| mnist_mlp \(mnist\) \| numpy +\| throughput", regressions)
+    assert re.search(r"\| xor \(xor\) +\| numpy +\| status", regressions)
     assert "### Trials that failed in HEAD (3)" in text and "broken in this commit" in text
     folder = next((tmp_path / "ab").iterdir())
     assert (folder / "comparison.md").read_text() == text

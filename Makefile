@@ -8,6 +8,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 ARGS ?=
+TEST_WORKERS ?= 2
 
 .PHONY: setup setup-gpu envs bench test clean
 
@@ -35,9 +36,12 @@ envs: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench.py run $(ARGS)
 
+# Two pytest workers (a file each at a time), then the tests marked `alone` (they compare times or
+# wait against a clock) one at a time. Exit code 5 is "nothing of this part selected" (ARGS).
 test: envs $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest $(ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone" $(ARGS) || [ $$? -eq 5 ]
+	$(VENV)/bin/python -m pytest -p no:xdist -m alone $(ARGS) || [ $$? -eq 5 ]
 
 clean:
 	rm -rf $(VENV) .pytest_cache

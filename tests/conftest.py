@@ -13,6 +13,20 @@ from harness.rundir import GitState, Manifest, MatmulPeak, RunDir, RunEnvironmen
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (`make test`), give each worker its own share of the cores where there
+    are at least two a worker: the trials pin themselves to the first cores they may use, and two
+    workers' trials would otherwise share the same ones while the rest stay idle."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker.startswith("gw") or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    share = len(cores) // count
+    if share >= 2:
+        index = int(worker[2:])
+        os.sched_setaffinity(0, cores[index * share:(index + 1) * share])
+
+
 def shared_data_dir() -> Path | None:
     """$BENCH_DATA_DIR, else ../shared/data beside the project (this workplace's copy)."""
     candidates = [os.environ.get("BENCH_DATA_DIR"), ROOT.parent / "shared" / "data"]

@@ -19,6 +19,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.alone  # an A/B run's ratio is a timing
+
 SLOWDOWN = '''
     _real_train_step = train_step
 

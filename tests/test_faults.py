@@ -30,6 +30,8 @@ from harness.plan import RunOptions, plan
 from harness.schema import load_record
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.alone  # processes must end within seconds
+
 FAKE_BENCH = ROOT / "tests" / "fake_bench.py"
 GOLDEN = ROOT / "tests" / "data" / "golden_run"
 SMOKE = ["-w", "xor", "--profile", "smoke"]

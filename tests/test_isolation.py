@@ -13,6 +13,8 @@ from harness.schema import load_record
 from tests.conftest import make_trial
 from workloads import get_workload
 
+pytestmark = pytest.mark.alone  # hangs are cut at a few seconds
+
 
 def test_successful_trial_records_raw_figures(tmp_path):
     progress = []

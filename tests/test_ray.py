@@ -22,6 +22,8 @@ import pytest
 
 from tests.conftest import ROOT, interpreter_or_skip
 
+pytestmark = pytest.mark.alone  # the Ray run must take less time than the local one
+
 ray = pytest.importorskip("ray")
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 NODE_ARGS = {"num_cpus": 1, "object_store_memory": 100 * 2**20, "include_dashboard": False}

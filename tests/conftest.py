@@ -20,7 +20,9 @@ def pytest_configure(config):
     worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if not worker.startswith("gw") or not hasattr(os, "sched_setaffinity"):
         return
-    cores = sorted(os.sched_getaffinity(0))
+    from harness.threads import usable_cores
+
+    cores = usable_cores()
     share = len(cores) // count
     if share >= 2:
         index = int(worker[2:])

@@ -10,7 +10,9 @@ optimizer; Keras through `Model.fit` on NumPy arrays, on a thread of its own pau
 blocks). Interleaving in 0.2 s blocks matters on a shared machine: its speed drifts by 5-15% over
 tens of seconds, within a process and between processes, so loops timed one after the other
 (even alternating whole processes) differ by more than the 3% this check must resolve, while
-neighbouring blocks see the same machine.
+neighbouring blocks see the same machine. Both sides allocate from one untrimmed glibc arena
+(`round_env`): `fit` runs on a thread of its own, and with glibc's default arena per thread the
+same code ran up to 20% faster there than on the main thread.
 
 Both sides leave out their very first step (compilation); the plain loops other than Keras's
 convert each epoch's batches before timing it (as the harness stages them), Keras's `fit` makes
@@ -471,7 +473,7 @@ def run_round(name: str, workload: str, threads: int, data_dir: str | None, roun
     out = subprocess.run([envs.interpreter(framework, variant, envs.base_dir()), __file__, "--pair", name,
                           "-w", workload, "--threads", str(threads), "--round", str(round_),
                           "--max-blocks", str(max_blocks)],
-                         env=child_env(framework, variant, "cpu", threads), cwd=ROOT, capture_output=True, text=True)
+                         env=round_env(framework, variant, threads), cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{name}: paired trial failed:\n" + "\n".join(out.stderr.strip().splitlines()[-10:]))
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -519,7 +521,9 @@ def main() -> int:
     workloads = args.workload or ["mnist_mlp"]
     if args.pair:
         pin_to_cores(args.threads)  # as the harness's trial does, before any framework starts threads
-        print(json.dumps(paired_trial(args.pair, workloads[0], args.threads, data_dir, args.round, args.max_blocks)))
+        result = paired_trial(args.pair, workloads[0], args.threads, data_dir, args.round, args.max_blocks)
+        result["malloc"] = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}  # as glibc read them
+        print(json.dumps(result))
         return 0
     names = args.framework or [n for n in CHOICES if _available(n)]
     worst, saved = 0.0, {}

@@ -42,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 
 from adapters import FRAMEWORKS, label  # noqa: E402
 from harness import envs  # noqa: E402
-from harness.launch import child_env  # noqa: E402
 from harness.record import TrialRecord, TrialSpec  # noqa: E402
 from harness.threads import pin_to_cores  # noqa: E402
 from harness.trial import run as run_trial  # noqa: E402
@@ -462,6 +461,8 @@ def round_env(framework: str, variant: str, threads: int) -> dict[str, str]:
     with one untrimmed arena (and about 25% faster). The check compares code paths; which thread a
     side runs on (`fit` runs on its own here) or where its heap happens to lie must not decide it.
     The trials themselves keep glibc's defaults, as users' scripts run."""
+    from harness.launch import child_env  # the parent's only: it needs psutil, which isolated environments lack
+
     return {**child_env(framework, variant, "cpu", threads), **STEADY_MALLOC}
 
 

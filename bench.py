@@ -24,6 +24,7 @@ from harness.paths import CACHE_DIR_VAR, PROGRAM, RESULTS_DIR
 from harness.plan import INFER_BATCH_SIZES, RunOptions, size_problem, threads_problem, width_problem
 from harness.rundir import RunDir
 from harness.prepare import RunError
+from harness.allocator import MALLOC_POLICIES
 from harness.record import EXECUTORS, SCENARIOS
 from harness.run import carry_out, interruptible, resume_command
 from harness.threads import default_threads
@@ -197,6 +198,9 @@ def build_parser() -> Parser:
                                help="let float32 matmuls and convolutions use TF32 on GPUs (default off: fp32 is fp32)")
     trial_options.add_argument("--autotune", choices=AUTOTUNE_SETTINGS, default="on",
                                help="convolution autotuning on GPUs, the same policy for every framework (default on)")
+    trial_options.add_argument("--malloc", choices=MALLOC_POLICIES, default="default",
+                               help="the C allocator for every trial: glibc as users get it (default), or steady: "
+                                    "freed memory kept in the process (one arena, no trimming; see the README)")
     trial_options.add_argument("--profile", choices=PROFILES, default="quick")
     trial_options.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     trial_options.add_argument("--repeats", type=_positive_int, default=1, help="fresh processes per trial, interleaved")
@@ -345,7 +349,8 @@ def _options(args: argparse.Namespace) -> RunOptions:
                       trials_per_node=getattr(args, "trials_per_node", 1),
                       record_hostnames=getattr(args, "record_hostnames", False),
                       scenarios=args.scenario, batch_sizes=args.batch_size, widths=args.width,
-                      precisions=args.precision, tf32=args.tf32 == "on", autotune=args.autotune == "on")
+                      precisions=args.precision, tf32=args.tf32 == "on", autotune=args.autotune == "on",
+                      malloc=args.malloc)
 
 
 def _interrupted(exc: Interrupted) -> str:

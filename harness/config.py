@@ -34,7 +34,8 @@ MANIFEST_KEYS = {"frameworks": "framework", "workloads": "workload", "dataset": 
                  "data_dir": "data-dir", "timeout_s": "timeout", "executor": "executor",
                  "ray_address": "ray-address", "trials_per_node": "trials-per-node",
                  "record_hostnames": "record-hostnames", "scenarios": "scenario", "batch_sizes": "batch-size",
-                 "widths": "width", "precisions": "precision", "tf32": "tf32", "autotune": "autotune"}
+                 "widths": "width", "precisions": "precision", "tf32": "tf32", "autotune": "autotune",
+                 "malloc": "malloc"}
 
 
 class ConfigError(Exception):

@@ -23,6 +23,7 @@ from typing import Callable
 from adapters import FRAMEWORKS
 from adapters.numerics import Numerics, numerics_environment
 from harness import lifeline, scratch
+from harness.allocator import malloc_environment
 from harness.files import BadFile, describe_os_error, write_json
 from harness.gpu_memory import ProcessGpuMemory
 from harness.measure import oom_kills
@@ -77,11 +78,12 @@ def cold_caches(env: dict[str, str], folder: Path) -> dict[str, str]:
 
 
 def child_env(framework: str, variant: str, device: str, threads: int, root: Path | None = None,
-              numerics: Numerics = Numerics()) -> dict[str, str]:
+              numerics: Numerics = Numerics(), malloc: str = "default") -> dict[str, str]:
     """The environment of any child that runs an adapter (a trial or an equivalence probe) from the
     project at `root` (another revision's worktree in an A/B run; default: this project's code)."""
     env = dict(os.environ)
     env.update(thread_env(threads))
+    env.update(malloc_environment(malloc))
     for name, value in numerics_environment(numerics, device).items():
         env[name] = f"{env[name]} {value}" if name == "XLA_FLAGS" and env.get(name) else value
     info = FRAMEWORKS.get(framework)
@@ -177,7 +179,7 @@ def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], cache
     with open(log_path, "w") as log:
         try:
             env = cold_caches(child_env(trial.framework, trial.variant, trial.device, trial.threads, root,
-                                        trial.numerics), caches)
+                                        trial.numerics, trial.malloc), caches)
             proc = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from adapters import FRAMEWORKS, default_selection, label, parse_selection
 from adapters.numerics import DEFAULT_PRECISION, PRECISIONS
+from harness.allocator import MALLOC_POLICIES
 from harness.record import EXECUTORS, SCENARIOS, TrialSpec
 from harness.threads import usable_cores
 from workloads import IMAGE_DATASETS, WORKLOADS, dataset_for, get_workload
@@ -43,6 +44,7 @@ class RunOptions:
     precisions: tuple[str, ...] = (DEFAULT_PRECISION,)  # an axis: every point in each (adapters.numerics)
     tf32: bool = False  # float32 matmuls may use TF32 on GPUs (off: "fp32" means float32)
     autotune: bool = True  # convolution autotuning on GPUs, one policy for every framework
+    malloc: str = "default"  # the C allocator's policy for every trial (harness.allocator)
 
 
 def threads_problem(threads: int) -> str | None:
@@ -78,7 +80,8 @@ def options_problem(options: RunOptions) -> str | None:
             except ValueError as exc:
                 return f"{name}: {exc}"
     for name, value, allowed in (("dataset", options.dataset, IMAGE_DATASETS), ("profile", options.profile, PROFILES),
-                                 ("device", options.device, DEVICES), ("executor", options.executor, EXECUTORS)):
+                                 ("device", options.device, DEVICES), ("executor", options.executor, EXECUTORS),
+                                 ("malloc", options.malloc, MALLOC_POLICIES)):
         if value not in allowed:
             return f"{name}: {value!r} is not one of {', '.join(allowed)}"
     for name, value in (("threads", options.threads), ("repeats", options.repeats),
@@ -156,5 +159,6 @@ def plan(options: RunOptions) -> list[TrialSpec]:
                         profile=options.profile, device=options.device, threads=options.threads,
                         seed=options.seed, repeat=repeat, data_dir=options.data_dir,
                         cache_dir=options.cache_dir, timeout_s=timeout, scenario=scenario, batch_size=batch,
-                        width=width, precision=precision, tf32=options.tf32, autotune=options.autotune))
+                        width=width, precision=precision, tf32=options.tf32, autotune=options.autotune,
+                        malloc=options.malloc))
     return trials

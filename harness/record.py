@@ -71,6 +71,7 @@ class TrialSpec:
     precision: str = "fp32"  # one of adapters.numerics.PRECISIONS
     tf32: bool = False  # float32 matmuls may use TF32 (GPU)
     autotune: bool = True  # convolution autotuning (GPU)
+    malloc: str = "default"  # the C allocator's policy (harness.allocator)
 
     @property
     def numerics(self) -> Numerics:

@@ -28,6 +28,7 @@ from harness import lifeline
 from harness.lifeline import tie_to_parent
 from harness.measure import current_rss_bytes, peak_rss_bytes
 from harness.record import Block, Evaluation, TrialRecord, TrialSpec
+from harness.allocator import malloc_in_effect
 from harness.threads import pin_to_cores
 from workloads import TrainingData, get_workload, reference, training_data
 from workloads.spec import WorkloadSpec, batch_order
@@ -309,6 +310,7 @@ def main(argv: list[str]) -> int:
     start = time.perf_counter()
     signal.signal(signal.SIGTERM, _stop_requested)
     record.settings["cpu_affinity"] = pin_to_cores(trial.threads)  # before any framework starts threads
+    record.settings["malloc"] = malloc_in_effect()
     try:
         run(trial, record, Progress(progress_path))
         record.status = "ok"

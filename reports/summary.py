@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from adapters.numerics import PRECISIONS
+from harness.allocator import MALLOC_DESCRIPTIONS
 from harness.files import BadFile, write_text
 from harness.record import TrialRecord
 from harness.rundir import Manifest
@@ -31,6 +32,8 @@ def settings_lines(manifest: Manifest) -> list[str]:
         f"profile {options.profile}, device {options.device}, threads {options.threads} (intra-op; inter-op 1; "
         f"OpenMP wait policy {env.thread_env.get('OMP_WAIT_POLICY', 'not recorded')}), seed {options.seed}, "
         f"repeats {options.repeats}",
+        f"C allocator: {MALLOC_DESCRIPTIONS[options.malloc]} for every trial (--malloc {options.malloc}; each record's "
+        "settings.malloc lists the MALLOC_ variables its process started with)",
         "precision " + ", ".join(f"{p} ({PRECISIONS[p].description})" for p in options.precisions)
         + f"; TF32 for float32 matmuls on GPUs {'on' if options.tf32 else 'off'}; convolution autotuning on GPUs "
           f"{'on' if options.autotune else 'off'} (the same for every framework; each record says how its framework "

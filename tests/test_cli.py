@@ -32,6 +32,7 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     (["run", "--profile", "fast"], "invalid choice: 'fast' (choose from 'smoke', 'ci', 'quick', 'full')"),
     (["run", "--dataset", "cifar10"], "invalid choice: 'cifar10' (choose from 'mnist', 'fashion_mnist')"),
     (["run", "--device", "tpu"], "invalid choice: 'tpu' (choose from 'cpu', 'cuda', 'auto')"),
+    (["run", "--malloc", "tcmalloc"], "invalid choice: 'tcmalloc' (choose from 'default', 'steady')"),
     (["run", "--repeats", "0"], "0 is not allowed; use a whole number of 1 or more"),
     (["run", "--threads", "two"], "'two' is not a whole number"),
     (["run", "--seed", "-1"], "-1 is out of range; use 0 to 4294967295"),

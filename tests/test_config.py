@@ -79,6 +79,7 @@ def test_a_projects_pyproject_table_is_read_from_the_current_folder(tmp_path, mo
     ('[run]\nframwork = ["pytorch"]\n', "bench.toml [run]: unknown key 'framwork'; allowed: autotune, batch-size"),
     ('[run]\nthreads = 0\n', "bench.toml [run]: threads: 0 is not allowed; use a whole number of 1 or more"),
     ('[run]\nprofile = "fast"\n', "bench.toml [run]: profile = 'fast' is not allowed; choose from: smoke, ci, quick, full"),
+    ('[run]\nmalloc = "jemalloc"\n', "bench.toml [run]: malloc = 'jemalloc' is not allowed; choose from: default, steady"),
     ('[run]\nframework = ["pytorh"]\n', "bench.toml [run]: framework: unknown framework 'pytorh'"),
     ('[run]\nprecision = ["fp32", "fp8"]\n', "bench.toml [run]: precision: unknown precision 'fp8'; choose from: fp32"),
     ('[run]\nrecord-hostnames = "yes"\n', "bench.toml [run]: record-hostnames = 'yes': a switch takes true or false"),
@@ -110,7 +111,7 @@ def test_a_run_is_repeated_exactly_from_its_manifest(tmp_path, monkeypatch):
     kept = write_manifest(tmp_path / "run", frameworks=("pytorch", "jax"), workloads=("mnist_mlp", "xor"),
                           profile="ci", repeats=3, threads=1, data_dir="/data", timeout_s=900.0, seed=7,
                           batch_sizes=(32, 128), precisions=("fp32", "mixed-bf16"), tf32=True, autotune=False,
-                          scenarios=("train", "infer")).options
+                          scenarios=("train", "infer"), malloc="steady").options
     for source in (tmp_path / "run" / "manifest.json", tmp_path / "run"):
         again = options(["run", "--config", str(source)])
         assert dataclasses.asdict(again) == dataclasses.asdict(kept)

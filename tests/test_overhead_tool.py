@@ -126,9 +126,10 @@ def test_a_paired_round_runs_with_the_steady_allocator(data_dir, framework):
     worker thread got an arena of its own and keras:torch's CNN read 0.92 of `fit`, 1.01 with it.)
     MXNet's round runs in its isolated environment, which has none of the parent's extras."""
     from tests.conftest import interpreter_or_skip
-    from tools.overhead_check import STEADY_MALLOC, run_round
+    from harness.allocator import STEADY
+    from tools.overhead_check import run_round
 
     interpreter_or_skip(framework, "default")
     result = run_round(framework, "mnist_mlp", 1, str(data_dir), 0, max_blocks=2)
-    assert result["malloc"] == STEADY_MALLOC
+    assert result["malloc"] == STEADY
     assert len(result["harness"]) == len(result["hand"]) == 2

@@ -447,12 +447,10 @@ def paired_trial(name: str, workload: str, threads: int, data_dir: str | None, r
     return {"harness": [[b.steps, b.seconds] for b in record.blocks[:pairs]], "hand": hand[0].blocks[:pairs]}
 
 
-# glibc's allocator, held still for both sides of a round (see round_env): one arena, never trimmed.
-STEADY_MALLOC = {"MALLOC_ARENA_MAX": "1", "MALLOC_TRIM_THRESHOLD_": str(16 << 30), "MALLOC_TOP_PAD_": str(1 << 30)}
 
 
 def round_env(framework: str, variant: str, threads: int) -> dict[str, str]:
-    """The trial's environment with glibc's allocator held still (STEADY_MALLOC). By default each
+    """The trial's environment with glibc's allocator held still (`harness.allocator.STEADY`). By default each
     thread allocates from an arena of its own and the main arena gives freed memory back to the
     system and faults it in again, by an amount that depends on where long-lived blocks happen to
     lie. Measured on PyTorch's CNN (Keras's torch backend, the same train function driven on the
@@ -460,10 +458,10 @@ def round_env(framework: str, variant: str, threads: int) -> dict[str, str]:
     the worker thread ran 9-20% faster than the main thread with the defaults, all three within 3%
     with one untrimmed arena (and about 25% faster). The check compares code paths; which thread a
     side runs on (`fit` runs on its own here) or where its heap happens to lie must not decide it.
-    The trials themselves keep glibc's defaults, as users' scripts run."""
+    Trials keep glibc's defaults, as users' scripts run, unless a run asks for `--malloc steady`."""
     from harness.launch import child_env  # the parent's only: it needs psutil, which isolated environments lack
 
-    return {**child_env(framework, variant, "cpu", threads), **STEADY_MALLOC}
+    return child_env(framework, variant, "cpu", threads, malloc="steady")
 
 
 def run_round(name: str, workload: str, threads: int, data_dir: str | None, round_: int,

@@ -18,13 +18,13 @@ from typing import Callable
 from adapters import ENVIRONMENTS, FRAMEWORKS, all_labels, environment_of, installed_version, label, parse_selection
 from adapters.numerics import AUTOTUNE_SETTINGS, DEFAULT_PRECISION, PRECISIONS, TF32_SETTINGS
 from harness import config, envs
+from harness.allocator import MALLOC_POLICIES
 from harness.files import BadFile, WouldOverwrite, describe_os_error, write_text
 from harness.launch import Interrupted
 from harness.paths import CACHE_DIR_VAR, PROGRAM, RESULTS_DIR
 from harness.plan import INFER_BATCH_SIZES, RunOptions, size_problem, threads_problem, width_problem
 from harness.rundir import RunDir
 from harness.prepare import RunError
-from harness.allocator import MALLOC_POLICIES
 from harness.record import EXECUTORS, SCENARIOS
 from harness.run import carry_out, interruptible, resume_command
 from harness.threads import default_threads

@@ -3,11 +3,11 @@
 `default` leaves glibc as users' scripts get it (a user's own MALLOC_* variables reach every trial
 alike). `steady` keeps freed memory in the process: one malloc arena, never trimmed, grown 1 GiB at
 a time. With glibc's defaults, runtimes that free large temporaries after every step hand them back
-to the kernel and fault them in again: measured here (2 cores, MNIST CNN, `--profile ci`), JAX's
-step faulted 337 MiB a step (86k minor faults, 193 of its 308 ms in the kernel) and ran 2.0x
-faster under `steady`, Keras on JAX 2.2x, Theano 1.46x, PyTorch 1.29x, MXNet 1.13x, Keras on torch
-1.12x, TensorFlow 0.98x (see the README). glibc reads these variables once, at process start, so
-they are set in each trial's environment (harness.launch.child_env)."""
+to the kernel and fault them in again: measured here (2 cores), JAX's CNN step faulted 337 MiB a
+step (86k minor faults, 193 of its 308 ms in the kernel) and ran about twice as fast under
+`steady`; TensorFlow's did not change (the README has every framework). glibc reads these
+variables once, at process start, so they are set in each trial's environment
+(harness.launch.child_env)."""
 from __future__ import annotations
 
 import os

@@ -25,10 +25,10 @@ from adapters.base import Adapter, SkipTrial
 from adapters.numerics import forward_problem
 from harness.files import write_json
 from harness import lifeline
+from harness.allocator import malloc_in_effect
 from harness.lifeline import tie_to_parent
 from harness.measure import current_rss_bytes, peak_rss_bytes
 from harness.record import Block, Evaluation, TrialRecord, TrialSpec
-from harness.allocator import malloc_in_effect
 from harness.threads import pin_to_cores
 from workloads import TrainingData, get_workload, reference, training_data
 from workloads.spec import WorkloadSpec, batch_order

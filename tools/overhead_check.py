@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from adapters import FRAMEWORKS, label  # noqa: E402
 from harness import envs  # noqa: E402
+from harness.allocator import malloc_in_effect  # noqa: E402
 from harness.record import TrialRecord, TrialSpec  # noqa: E402
 from harness.threads import pin_to_cores  # noqa: E402
 from harness.trial import run as run_trial  # noqa: E402
@@ -447,12 +448,10 @@ def paired_trial(name: str, workload: str, threads: int, data_dir: str | None, r
     return {"harness": [[b.steps, b.seconds] for b in record.blocks[:pairs]], "hand": hand[0].blocks[:pairs]}
 
 
-
-
 def round_env(framework: str, variant: str, threads: int) -> dict[str, str]:
-    """The trial's environment with glibc's allocator held still (`harness.allocator.STEADY`). By default each
-    thread allocates from an arena of its own and the main arena gives freed memory back to the
-    system and faults it in again, by an amount that depends on where long-lived blocks happen to
+    """The trial's environment with glibc's allocator held still (`--malloc steady`). By default
+    each thread allocates from an arena of its own and the main arena gives freed memory back to
+    the system and faults it in again, by an amount that depends on where long-lived blocks happen to
     lie. Measured on PyTorch's CNN (Keras's torch backend, the same train function driven on the
     main thread, on a worker thread, and by `fit` on a worker thread, interleaved in one process):
     the worker thread ran 9-20% faster than the main thread with the defaults, all three within 3%
@@ -521,7 +520,7 @@ def main() -> int:
     if args.pair:
         pin_to_cores(args.threads)  # as the harness's trial does, before any framework starts threads
         result = paired_trial(args.pair, workloads[0], args.threads, data_dir, args.round, args.max_blocks)
-        result["malloc"] = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}  # as glibc read them
+        result["malloc"] = malloc_in_effect()
         print(json.dumps(result))
         return 0
     names = args.framework or [n for n in CHOICES if _available(n)]

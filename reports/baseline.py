@@ -121,7 +121,7 @@ def environment_summary(manifest: Manifest | None) -> dict:
     env, options = manifest.environment, manifest.options
     return {
         "cpu_model": env.cpu_model, "cpu_cores": env.cpu_cores, "gpus": env.gpus,
-        "threads": options.threads, "device": options.device, "profile": options.profile,
+        "threads": options.threads, "device": options.device, "profile": options.profile, "malloc": options.malloc,
         "python": env.python, "numpy": env.numpy, "frameworks": env.frameworks,
         "isolated_environments": {k: v.versions for k, v in env.isolated_environments.items()},
         "matmul_peak_gflops": env.matmul_peak.gflops if env.matmul_peak else None,

@@ -26,7 +26,7 @@ NOISE = 0.04  # block-to-block coefficient of variation, as seen on a shared 2-c
 def synthetic_run(folder: Path, name: str, speed: float = 1.0, threads: int = 2, accuracy: float = 0.975,
                   seed: int = 0, when: str = "2026-11-24T00:00:00+00:00", status: str = "ok",
                   labels: tuple[str, ...] = ("pytorch", "tensorflow"), repeats: int = 1,
-                  process_noise: float = 0.0, machine_gflops: float | None = None) -> Path:
+                  process_noise: float = 0.0, machine_gflops: float | None = None, malloc: str = "default") -> Path:
     """A run directory whose throughputs are `speed` x a base rate, with lognormal block noise and,
     per process (repeat), a lognormal level of spread `process_noise`, as whole processes on a
     shared machine run faster or slower than each other."""
@@ -48,7 +48,7 @@ def synthetic_run(folder: Path, name: str, speed: float = 1.0, threads: int = 2,
                 final_test_accuracy=accuracy if ok else None, time_to_target_s=5.0 if ok else None,
                 peak_rss_bytes=900 * 2**20 if ok else None, machine_gflops=machine_gflops)
             write_json(run / "records" / f"{record.trial_id}.json", record.to_dict())
-    write_manifest(run, created_at=when, commit=name * 3, peak_gflops=None, threads=threads)
+    write_manifest(run, created_at=when, commit=name * 3, peak_gflops=None, threads=threads, malloc=malloc)
     return run
 
 
@@ -280,6 +280,15 @@ def test_an_ab_run_compares_processes_pair_by_pair():
         found_unpaired += bool(compare(base, cur, metrics=("throughput",)).regressions)
         assert "paired by repeat" in render(paired, "text")
     assert found_paired == 5 and found_unpaired <= 1
+
+
+def test_runs_under_different_allocator_policies_are_warned_about(tmp_path):
+    """--malloc moves some frameworks' CNN throughput 1.2-2.4x (README): not the code's change."""
+    a = load_side(synthetic_run(tmp_path, "base"))
+    b = load_side(synthetic_run(tmp_path, "cur", malloc="steady"))
+    assert compare(a, b).environment == ["malloc: default -> steady"]
+    assert "- malloc: default -> steady" in render(compare(a, b), "md")
+    assert compare(a, load_side(synthetic_run(tmp_path, "same"))).environment == []
 
 
 def test_a_trial_that_moved_to_another_kind_of_machine_is_warned_about(tmp_path):

@@ -23,6 +23,19 @@ from adapters.base import Adapter, SkipTrial, channels_first_weights, hwio_to_oi
 from workloads.spec import WorkloadSpec
 
 
+
+AVX512_CORE = {"avx512f", "avx512bw", "avx512vl", "avx512dq"}
+
+
+def _has_avx512_core() -> bool:
+    """Whether this CPU has the AVX-512 subsets oneDNN's bfloat16 kernels need (Linux's flag names)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        return True  # not Linux: let oneDNN answer for itself
+    return AVX512_CORE <= set(flags)
+
 class _FlattenHWC(nn.HybridBlock):
     """Flatten NCHW activations in (h, w, c) order, the spec's order, so shared weights fit."""
 
@@ -107,6 +120,9 @@ class MXNetAdapter(Adapter):
             raise SkipTrial("MXNet 1.9's float16 dense layers run only with cuDNN (on a GPU), not on a CPU")
         if p.compute == "bfloat16" and self.device == "cuda":
             raise SkipTrial("MXNet 1.9's bfloat16 AMP runs on oneDNN (the CPU); on a GPU its AMP has float16 only")
+        if p.compute == "bfloat16" and not _has_avx512_core():
+            raise SkipTrial("MXNet 1.9's oneDNN has bfloat16 kernels only for CPUs with AVX-512 (F, BW, VL, DQ); on "
+                            "this CPU it cannot create them ('could not create a primitive descriptor iterator')")
         if p.mixed:
             from mxnet.contrib import amp
             amp.init(target_dtype=p.compute)

@@ -22,7 +22,10 @@ float32's from MIXED_RTOL_STEP2 (Adam soon amplifies any rounding to learning-ra
 whatever the format), capped at LOSS_RTOL_MAX. Measured here (every default variant, 2 threads):
 forward outputs 0.2-1.9 u from the reference; first losses 0.03 u (mixed-bf16) and 0.04 u
 (mixed-fp16) off; spread at step 2 up to 5.6e-4 (bf16) and 2.7e-5 (fp16), 1.1e-3 by step 8 and at
-most 5e-3 (bf16) and 3.6e-3 (fp16) within 20 steps. In the pure formats the optimizer runs in the
+most 5e-3 (bf16) and 3.6e-3 (fp16) within 20 steps. On a CPU without AVX-512 (AMD EPYC, Zen 3),
+TensorFlow's bfloat16 kernels round differently from the others' (its first mixed-bf16 MLP loss
+0.16 u from theirs), and its losses then stay about one unit of roundoff from the median (1.13 u
+at step 2, 0.77 u at step 7, no growth), which LOSS_ULPS_STEP2 allows. In the pure formats the optimizer runs in the
 format itself and frameworks differ there by design (in bfloat16, beta2 = 0.999 rounds to 1.0; with
 eps = 1e-7, float16's Adam divides by numbers it cannot hold; several give NaN, PyTorch's keeps
 training): the model and the first loss are checked, later steps are not compared.
@@ -52,7 +55,7 @@ LOSS_RTOL_STEP2 = 3e-5  # the envelope of float32 rounding at step 2 ...
 LOSS_RTOL_GROWTH = 1.8  # ... growing this much a step (Adam amplifies rounding, see above) ...
 LOSS_RTOL_MAX = 1e-2  # ... up to this: a larger gap within STEPS steps is a different algorithm
 FIRST_LOSS_ULPS = 0.25  # reduced formats, in units of roundoff (see above)
-LOSS_ULPS_STEP2 = 0.5  # mixed formats: at least this many units of roundoff at every step ...
+LOSS_ULPS_STEP2 = 1.5  # mixed formats: at least this many units of roundoff at every step ...
 MIXED_RTOL_STEP2 = 1e-4  # ... or this, growing LOSS_RTOL_GROWTH a step, up to LOSS_RTOL_MAX
 
 

@@ -157,3 +157,12 @@ def channels_first_weights(spec: WorkloadSpec, weights: Sequence[np.ndarray]) ->
 def hwio_to_oihw(kernel: np.ndarray) -> np.ndarray:
     """Conv kernel from the spec's (kh, kw, in, out) layout to (out, in, kh, kw)."""
     return np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+
+
+def cpuinfo_field(name: str) -> str | None:
+    """The first `name : value` of /proc/cpuinfo ("model name", "flags"), or None where there is none."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return next((line.split(":", 1)[1].strip() for line in fh if line.split(":", 1)[0].strip() == name), None)
+    except OSError:
+        return None

@@ -19,22 +19,18 @@ import numpy as np
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
-from adapters.base import Adapter, SkipTrial, channels_first_weights, hwio_to_oihw, split_batches, split_inputs
+from adapters.base import (Adapter, SkipTrial, channels_first_weights, cpuinfo_field, hwio_to_oihw, split_batches,
+                           split_inputs)
 from workloads.spec import WorkloadSpec
-
-
 
 AVX512_CORE = {"avx512f", "avx512bw", "avx512vl", "avx512dq"}
 
 
 def _has_avx512_core() -> bool:
     """Whether this CPU has the AVX-512 subsets oneDNN's bfloat16 kernels need (Linux's flag names)."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
-    except OSError:
-        return True  # not Linux: let oneDNN answer for itself
-    return AVX512_CORE <= set(flags)
+    flags = cpuinfo_field("flags")
+    return flags is None or AVX512_CORE <= set(flags.split())  # no /proc/cpuinfo: let oneDNN answer for itself
+
 
 class _FlattenHWC(nn.HybridBlock):
     """Flatten NCHW activations in (h, w, c) order, the spec's order, so shared weights fit."""

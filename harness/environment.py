@@ -8,21 +8,14 @@ import subprocess
 import sys
 
 from adapters import FRAMEWORKS, installed_version
+from adapters.base import cpuinfo_field
 from harness.paths import PROJECT_ROOT
 from harness.rundir import GitState, RunEnvironment
 from harness.threads import openmp_wait_policy, thread_env
 
 
-
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 def memory_bytes() -> int | None:

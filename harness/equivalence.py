@@ -25,8 +25,8 @@ forward outputs 0.2-1.9 u from the reference; first losses 0.03 u (mixed-bf16) a
 most 5e-3 (bf16) and 3.6e-3 (fp16) within 20 steps. On a CPU without AVX-512 (AMD EPYC, Zen 3),
 TensorFlow's bfloat16 kernels round differently from the others' (its first mixed-bf16 MLP loss
 0.16 u from theirs), and its losses then stay about one unit of roundoff from the median (1.13 u
-at step 2, 0.77 u at step 7, no growth), which LOSS_ULPS_STEP2 allows. In the pure formats the optimizer runs in the
-format itself and frameworks differ there by design (in bfloat16, beta2 = 0.999 rounds to 1.0; with
+at step 2, 0.77 u at step 7, no growth), which LOSS_ULPS_STEP2 allows. In the pure formats the
+optimizer runs in the format itself and frameworks differ there by design (in bfloat16, beta2 = 0.999 rounds to 1.0; with
 eps = 1e-7, float16's Adam divides by numbers it cannot hold; several give NaN, PyTorch's keeps
 training): the model and the first loss are checked, later steps are not compared.
 A problem names the variant, the workload, the layer or step and the largest difference.

@@ -30,7 +30,7 @@ from harness.run import carry_out, interruptible, resume_command
 from harness.threads import default_threads
 from reports.names import FORMATS, METRICS, PLOT_FORMATS
 from workloads import IMAGE_DATASETS, WORKLOADS, datasets, get_workload
-from workloads.spec import PROFILES
+from workloads.profiles import DEFAULT_PROFILE, PROFILES
 
 log = logging.getLogger("bench")
 DEFAULT_OUT = RESULTS_DIR / "runs"  # relative: under the folder the command is typed in
@@ -201,14 +201,21 @@ def build_parser() -> Parser:
     trial_options.add_argument("--malloc", choices=MALLOC_POLICIES, default="default",
                                help="the C allocator for every trial: glibc as users get it (default), or steady: "
                                     "freed memory kept in the process (one arena, no trimming; see the README)")
-    trial_options.add_argument("--profile", choices=PROFILES, default="quick")
+    trial_options.add_argument("--profile", choices=tuple(PROFILES), default=DEFAULT_PROFILE,
+                               help="; ".join(f"{p.name}: {p.purpose}" for p in PROFILES.values()))
+    trial_options.add_argument("--budget", type=_timeout, default=None, metavar="SECONDS",
+                               help="timed training seconds a trial gets before it ends without its target "
+                                    "(default: the profile's: " + ", ".join(
+                                        f"{p.name} {p.budget_s:g}" for p in PROFILES.values() if p.budget_s)
+                                    + "; none for the others)")
     trial_options.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     trial_options.add_argument("--repeats", type=_positive_int, default=1, help="fresh processes per trial, interleaved")
     trial_options.add_argument("--threads", type=_threads, default=default_threads(),
                      help="intra-op threads for every framework (default: all cores)")
     trial_options.add_argument("--seed", type=_seed, default=0)
     trial_options.add_argument("--timeout", type=_timeout, default=None, metavar="SECONDS",
-                     help="per trial (default by profile: smoke 300, ci 300, quick 900, full 14400)")
+                     help="per trial (default by profile: " + ", ".join(f"{p.name} {p.timeout_s:g}"
+                                                                         for p in PROFILES.values()) + ")")
     trial_options.add_argument("--data-dir", default=None, help=f"folder with the IDX files (default: ${datasets.ENV_DATA_DIR})")
     trial_options.add_argument("--no-env-setup", action="store_true",
                                help="do not create missing framework environments; their trials are skipped")
@@ -317,8 +324,9 @@ def cmd_list() -> int:
                if spec.width_layers else ", no width axis")
         print(f"  {spec.name:<10} {spec.description}\n  {'':<10} epochs: {epochs}; target accuracy: {targets}"
               f"\n  {'':<10} sweeps: {axes}")
-    print("\nProfiles: smoke (a few hundred samples, for tests), ci (a few seconds of steady state a trial, for a "
-          "regression gate), quick (default: reaches the targets), full (published-style epochs)")
+    print("\nProfiles (--profile):")
+    for profile in PROFILES.values():
+        print(f"  {profile.name:<11} {profile.purpose}; training ends: {profile.rule}")
     print(f"Datasets for the image workloads (--dataset): {', '.join(IMAGE_DATASETS)}")
     print(f"Scenarios (--scenario): train (default), infer (batch sizes {','.join(map(str, INFER_BATCH_SIZES))} "
           "unless --batch-size says otherwise)")
@@ -350,7 +358,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
                       record_hostnames=getattr(args, "record_hostnames", False),
                       scenarios=args.scenario, batch_sizes=args.batch_size, widths=args.width,
                       precisions=args.precision, tf32=args.tf32 == "on", autotune=args.autotune == "on",
-                      malloc=args.malloc)
+                      malloc=args.malloc, budget_s=args.budget)
 
 
 def _interrupted(exc: Interrupted) -> str:
@@ -466,7 +474,7 @@ def _report(run_dirs: list[Path], out_dir: Path, formats: tuple[str, ...], side_
     manifest that cannot be read is left out with a warning and listed in the report."""
     from reports.load import load_runs
     from reports.summary import write_reports
-    from reports import precision, scaling
+    from reports import phases, precision, scaling
     from reports.tables import problems, workload_tables
 
     unreadable: list[BadFile] = []
@@ -483,6 +491,9 @@ def _report(run_dirs: list[Path], out_dir: Path, formats: tuple[str, ...], side_
     trouble = problems(frame, markdown=False, unreadable=unreadable)
     if trouble:
         print("\nSkipped or failed:\n" + trouble)
+    spent = phases.total_line(records)
+    if spent:
+        print(f"\n{spent} (each trial's: summary.md, report.html)")
     try:
         written = write_reports(run_dirs, out_dir, formats, side_by_side, loaded=loaded, unreadable=unreadable,
                                 overwrite=overwrite)

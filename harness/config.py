@@ -35,7 +35,7 @@ MANIFEST_KEYS = {"frameworks": "framework", "workloads": "workload", "dataset": 
                  "ray_address": "ray-address", "trials_per_node": "trials-per-node",
                  "record_hostnames": "record-hostnames", "scenarios": "scenario", "batch_sizes": "batch-size",
                  "widths": "width", "precisions": "precision", "tf32": "tf32", "autotune": "autotune",
-                 "malloc": "malloc"}
+                 "malloc": "malloc", "budget_s": "budget"}
 
 
 class ConfigError(Exception):

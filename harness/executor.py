@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -99,8 +100,10 @@ def run_one(run_dir: RunDir, trial: TrialSpec, reason: str | None, python: str,
         record = TrialRecord.not_run(trial, run_dir.run_id, "skipped", reason).place(placement)
         run_dir.write_record(record)
         return record
-    return launch(trial, run_dir.path, run_dir.run_id, python=python, on_progress=on_progress,
-                  machine_gflops=machine_speed(trial.threads), root=root, placement=placement)
+    probe_start = time.perf_counter()
+    gflops = machine_speed(trial.threads)
+    return launch(trial, run_dir.path, run_dir.run_id, python=python, on_progress=on_progress, machine_gflops=gflops,
+                  root=root, placement=placement, probe_s=time.perf_counter() - probe_start)
 
 
 def executor_for(options: RunOptions) -> Executor:

@@ -31,6 +31,7 @@ from harness.record import Placement, TrialRecord, TrialSpec
 from harness.rundir import RunDir
 from harness.schema import load_record
 from harness.threads import thread_env
+from harness.trial import LAUNCHED_AT_VAR
 from harness.paths import CACHE_DIR_VAR, child_code_root
 from workloads.datasets import ENV_DATA_DIR
 
@@ -148,9 +149,10 @@ def _interruption(exc: BaseException) -> str:
 
 def launch(trial: TrialSpec, run_dir: Path, run_id: str, python: str = sys.executable,
            on_progress: ProgressCallback | None = None, machine_gflops: float | None = None,
-           root: Path | None = None, placement: Placement = Placement()) -> TrialRecord:
+           root: Path | None = None, placement: Placement = Placement(), probe_s: float | None = None) -> TrialRecord:
     """Run one trial in a fresh process and return its record (also stored in run_dir/records).
-    `machine_gflops`: the machine's speed measured just before (harness.peak.machine_speed);
+    `machine_gflops`: the machine's speed measured just before (harness.peak.machine_speed), in
+    `probe_s` seconds;
     `root`: the project whose code the trial runs (another revision's worktree in an A/B run;
     default: this project's, `harness.paths.child_code_root`);
     `placement`: the executor, node and attempt, stamped on the record."""
@@ -166,12 +168,12 @@ def launch(trial: TrialSpec, run_dir: Path, run_id: str, python: str = sys.execu
     cmd = [python, "-m", "harness.trial", str(spec_path), str(result_path), str(progress_path), run_id]
     with scratch.folder("caches", trial.trial_id) as caches:
         return _supervise(trial, run, run_id, cmd, caches, result_path, progress_path, log_path, on_progress,
-                          machine_gflops, root or child_code_root(), placement)
+                          machine_gflops, root or child_code_root(), placement, probe_s)
 
 
 def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], caches: Path, result_path: Path,
                progress_path: Path, log_path: Path, on_progress: ProgressCallback | None,
-               machine_gflops: float | None, root: Path, placement: Placement) -> TrialRecord:
+               machine_gflops: float | None, root: Path, placement: Placement, probe_s: float | None) -> TrialRecord:
     """Start the child, wait for it within the time limit, and store its record (see `launch`)."""
     python = cmd[0]
     timed_out, interruption, last_state = False, None, {}
@@ -180,12 +182,14 @@ def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], cache
         try:
             env = cold_caches(child_env(trial.framework, trial.variant, trial.device, trial.threads, root,
                                         trial.numerics, trial.malloc), caches)
+            env[LAUNCHED_AT_VAR] = repr(time.time())
+            started = time.monotonic()
             proc = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
             record = TrialRecord.not_run(trial, run_id, "error",
                                          f"cannot start the trial's interpreter {python}: {describe_os_error(exc)}")
-            return _store(run, record.place(placement), machine_gflops)
+            return _store(run, record.place(placement), machine_gflops, probe_s)
         oom_before = oom_kills(proc.pid)
         # A blocking waitpid on a helper thread: Popen.wait(timeout=...) would poll every few
         # milliseconds and preempt the child's compute threads on a 2-core machine.
@@ -208,12 +212,15 @@ def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], cache
             interruption = exc
             _stop(proc)
         exited.wait()
+        lifetime = time.monotonic() - started
         _end_group(proc)  # what the frameworks started and left behind (compile workers, helpers)
         if gpu_memory:
             gpu_memory.stop()
         oom_after = oom_kills()
 
     record = _result(trial, run_id, proc.returncode, result_path, log_path, timed_out)
+    if record is not None and record.wall_seconds is not None and "start" in record.phases:
+        record.phases["end"] = max(0.0, lifetime - record.phases["start"] - record.wall_seconds)
     if record is None:
         record = TrialRecord.not_run(trial, run_id, "error",
                                      _failure(proc.returncode, log_path, oom_before, oom_after, last_state))
@@ -224,14 +231,16 @@ def _supervise(trial: TrialSpec, run: RunDir, run_id: str, cmd: list[str], cache
                          f"`bench.py run --resume` measures it again")
     if gpu_memory:
         record.device_process_peak_bytes = gpu_memory.peak_bytes
-    _store(run, record.place(placement), machine_gflops)
+    _store(run, record.place(placement), machine_gflops, probe_s)
     if interruption is not None:
         raise interruption
     return record
 
 
-def _store(run: RunDir, record: TrialRecord, machine_gflops: float | None) -> TrialRecord:
+def _store(run: RunDir, record: TrialRecord, machine_gflops: float | None, probe_s: float | None = None) -> TrialRecord:
     record.machine_gflops = machine_gflops
+    if probe_s is not None:
+        record.phases = {"probe": probe_s, **record.phases}
     run.write_record(record)
     return record
 

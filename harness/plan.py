@@ -10,9 +10,9 @@ from harness.allocator import MALLOC_POLICIES
 from harness.record import EXECUTORS, SCENARIOS, TrialSpec
 from harness.threads import usable_cores
 from workloads import IMAGE_DATASETS, WORKLOADS, dataset_for, get_workload
-from workloads.spec import PROFILES, WorkloadSpec
+from workloads.profiles import PROFILES, get_profile
+from workloads.spec import WorkloadSpec
 
-DEFAULT_TIMEOUT_S = {"smoke": 300.0, "ci": 300.0, "quick": 900.0, "full": 4 * 3600.0}
 DEVICES = ("cpu", "cuda", "auto")
 MAX_SEED = 2**32 - 1
 # Inference is timed at these batch sizes unless --batch-size says otherwise: one request, a small
@@ -45,6 +45,12 @@ class RunOptions:
     tf32: bool = False  # float32 matmuls may use TF32 on GPUs (off: "fp32" means float32)
     autotune: bool = True  # convolution autotuning on GPUs, one policy for every framework
     malloc: str = "default"  # the C allocator's policy for every trial (harness.allocator)
+    budget_s: float | None = None  # each trial's training budget; None: the profile's (workloads.profiles)
+
+    @property
+    def budget(self) -> float | None:
+        """The training budget every trial of the run gets: --budget, else the profile's."""
+        return self.budget_s if self.budget_s is not None else get_profile(self.profile).budget_s
 
 
 def threads_problem(threads: int) -> str | None:
@@ -102,8 +108,9 @@ def options_problem(options: RunOptions) -> str | None:
         return f"widths: {problem}"
     if not 0 <= options.seed <= MAX_SEED:
         return f"seed: {options.seed} is out of range; use 0 to {MAX_SEED}"
-    if options.timeout_s is not None and not (math.isfinite(options.timeout_s) and options.timeout_s > 0):
-        return f"timeout_s: {options.timeout_s!r} is not a finite number of seconds above 0"
+    for name, value in (("timeout_s", options.timeout_s), ("budget_s", options.budget_s)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            return f"{name}: {value!r} is not a finite number of seconds above 0"
     return None
 
 
@@ -142,7 +149,7 @@ def plan(options: RunOptions) -> list[TrialSpec]:
         selected += [pair for pair in parse_selection(value) if pair not in selected]
     names = dict.fromkeys(options.workloads)  # `-w xor -w xor` is one workload
     workloads = [get_workload(n) for n in names] if names else list(WORKLOADS.values())
-    timeout = options.timeout_s or DEFAULT_TIMEOUT_S[options.profile]
+    timeout = options.timeout_s or get_profile(options.profile).timeout_s
     trials = []
     for repeat in range(options.repeats):
         for spec in workloads:
@@ -160,5 +167,5 @@ def plan(options: RunOptions) -> list[TrialSpec]:
                         seed=options.seed, repeat=repeat, data_dir=options.data_dir,
                         cache_dir=options.cache_dir, timeout_s=timeout, scenario=scenario, batch_size=batch,
                         width=width, precision=precision, tf32=options.tf32, autotune=options.autotune,
-                        malloc=options.malloc))
+                        malloc=options.malloc, budget_s=options.budget if scenario == "train" else None))
     return trials

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.numerics import PRECISIONS, Numerics
+from workloads.profiles import STOPS
 
 SCHEMA_VERSION = 1
 # interrupted: the run was stopped (Ctrl-C, SIGTERM, SIGHUP) during the trial; `--resume` reruns it.
@@ -20,6 +21,16 @@ STATUSES = ("ok", "skipped", "error", "timeout", "interrupted")
 EXECUTORS = ("local", "ray")
 # train: the workload's training recipe, timed per step; infer: the model's inference path, timed per call.
 SCENARIOS = ("train", "infer")
+# Where a trial's time goes (TrialRecord.phases), in the order they happen. start: from the
+# parent's launch to the child's main (the interpreter, NumPy and the harness); import: the
+# framework and its settings; data: the dataset read and cut; build: the model from the spec's
+# weights; first step: the first block (tracing, compilation); timed: the timed blocks after it
+# (warm-up included; inference calls in the infer scenario); staging: each epoch's batches put on
+# the device; evaluation: test-set accuracy; latency: steps or calls timed one by one; other: the
+# rest of the child (losses read, progress written, the record); end: from the record written to
+# the child's exit seen by the parent; probe: the machine-speed probe the parent ran just before.
+PHASES = ("probe", "start", "import", "data", "build", "first step", "timed", "staging", "evaluation", "latency",
+          "other", "end")
 # The reason of an `error` record whose trial's node left the cluster: `--resume` reruns it.
 NODE_LOST = "node lost"
 
@@ -72,6 +83,7 @@ class TrialSpec:
     tf32: bool = False  # float32 matmuls may use TF32 (GPU)
     autotune: bool = True  # convolution autotuning (GPU)
     malloc: str = "default"  # the C allocator's policy (harness.allocator)
+    budget_s: float | None = None  # timed training seconds before training ends without its target (workloads.profiles)
 
     @property
     def numerics(self) -> Numerics:
@@ -198,6 +210,11 @@ class TrialRecord:
     executor: str = "local"  # how the run placed it: local (this machine, in order) or ray
     node: NodeIdentity | None = None  # the machine it ran on
     attempt: int = 1  # 2 and up: measured again after an interrupted or node-lost attempt (set aside, kept)
+    budget_s: float | None = None  # the trial's training budget (timed training seconds); None: none
+    stopped_by: str = ""  # what ended training: one of workloads.profiles.STOPS ("" where it did not end)
+    # Where the trial's time went, seconds by phase (PHASES): measured in the child, and for
+    # `probe` and `end` by the parent that launched it.
+    phases: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -213,6 +230,11 @@ class TrialRecord:
             return f"field scenario is {self.scenario!r}; expected one of: {', '.join(SCENARIOS)}"
         if self.precision not in PRECISIONS:
             return f"field precision is {self.precision!r}; expected one of: {', '.join(PRECISIONS)}"
+        if self.stopped_by and self.stopped_by not in STOPS:
+            return f"field stopped_by is {self.stopped_by!r}; expected one of: {', '.join(STOPS)}"
+        unknown = next((name for name in self.phases if name not in PHASES), None)
+        if unknown is not None:
+            return f"field phases has {unknown!r}; expected names from: {', '.join(PHASES)}"
         if self.executor not in EXECUTORS:
             return f"field executor is {self.executor!r}; expected one of: {', '.join(EXECUTORS)}"
         for name, value in (("started_at", self.started_at), ("finished_at", self.finished_at)):
@@ -234,8 +256,9 @@ class TrialRecord:
             ("peak_rss_bytes", self.peak_rss_bytes, "index"), ("device_peak_bytes", self.device_peak_bytes, "index"),
             ("device_process_peak_bytes", self.device_process_peak_bytes, "index"),
             ("machine_gflops", self.machine_gflops, "rate"), ("wall_seconds", self.wall_seconds, "amount"),
-            ("attempt", self.attempt, "count"),
+            ("attempt", self.attempt, "count"), ("budget_s", self.budget_s, "rate"),
         ]
+        checks += [(f"phases.{name}", seconds, "amount") for name, seconds in self.phases.items()]
         for name, block in [("first_block", self.first_block)] + [(f"blocks[{i}]", b) for i, b in enumerate(self.blocks)] \
                 + [(f"warmup_blocks[{i}]", b) for i, b in enumerate(self.warmup_blocks)]:
             if block is not None:
@@ -268,4 +291,4 @@ class TrialRecord:
                    workload=trial.workload, dataset=trial.dataset, profile=trial.profile,
                    device=trial.device, threads=trial.threads, seed=trial.seed, repeat=trial.repeat,
                    status=status, reason=reason, scenario=trial.scenario, batch_size=trial.batch_size,
-                   width=trial.width, precision=trial.precision)
+                   width=trial.width, precision=trial.precision, budget_s=trial.budget_s)

@@ -29,6 +29,7 @@ from harness.paths import PROGRAM
 from harness.prepare import RunError
 from harness.record import TrialRecord, TrialSpec
 from harness.rundir import Manifest, RunDir, RunDirBusy, RunEnvironment
+from workloads.profiles import get_profile
 
 STOP_SIGNALS = tuple(s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None), signal.SIGINT) if s)
 
@@ -84,7 +85,8 @@ def new_manifest(run_dir: RunDir, options: RunOptions, trials: list[TrialSpec], 
                  command: str) -> Manifest:
     return Manifest(run_id=run_dir.run_id, command=command,
                     created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), options=options,
-                    trials=[t.trial_id for t in trials], environment=environment_)
+                    trials=[t.trial_id for t in trials], environment=environment_,
+                    profile=dataclasses.replace(get_profile(options.profile), budget_s=options.budget))
 
 
 def carry_out(options: RunOptions | None, out: Path | None, resume: Path | None, base: Path, create_envs: bool,

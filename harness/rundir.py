@@ -27,6 +27,7 @@ from harness import schema
 from harness.files import BadFile, write_json
 from harness.plan import RunOptions, options_problem, plan
 from harness.record import NodeIdentity, TrialRecord
+from workloads.profiles import Profile
 
 MANIFEST = "manifest.json"
 
@@ -98,6 +99,9 @@ class Manifest:
     options: RunOptions
     trials: list[str]
     environment: RunEnvironment = field(default_factory=RunEnvironment)
+    # The profile's rules as this run applied them (its budget: --budget, else the profile's); None
+    # in manifests written before profiles were recorded.
+    profile: Profile | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

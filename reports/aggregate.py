@@ -18,7 +18,8 @@ COLUMNS = ["workload", "case", "scenario", "batch_size", "width", "precision", "
            "reason", "repeats", "processes", "throughput", "throughput_interval", "throughput_low", "throughput_high",
            "throughput_q1", "throughput_q3",
            "throughput_sustained", "steps_per_s", "first_block_s", "latency_p50_s", "latency_p90_s", "latency_p99_s",
-           "test_accuracy", "target_accuracy", "target_reached", "steps_to_target", "time_to_target_s",
+           "test_accuracy", "best_test_accuracy", "target_accuracy", "target_reached", "steps_to_target",
+           "time_to_target_s", "to_target", "trained_s", "budget_s", "stopped_by",
            "rss_after_import_bytes", "rss_after_build_bytes", "peak_rss_bytes", "training_memory_bytes",
            "device_peak_bytes", "device_process_peak_bytes", "flops_per_sample", "gflops", "peak_gflops", "peak_fraction",
            "param_count", "blocks",
@@ -87,6 +88,10 @@ def _median(values: list[float | int | None]) -> float | None:
     return float(np.median(present)) if present else None
 
 
+def _most_common(values: list[str]) -> str | None:
+    return max(sorted(set(values)), key=values.count) if values else None
+
+
 def time_to_target(records: list[TrialRecord]) -> tuple[int, float | None, int | None]:
     """(repeats that reached the target, median seconds, steps of that same repeat). A repeat that
     never reached it counts as infinitely slow, so the median is None (not reached) when fewer than
@@ -97,6 +102,38 @@ def time_to_target(records: list[TrialRecord]) -> tuple[int, float | None, int |
         return 0, None, None
     middle = (len(times) - 1) // 2
     return (len(reached), None, None) if math.isinf(times[middle]) else (len(reached), *reached[middle])
+
+
+def trained_seconds(record: TrialRecord) -> float | None:
+    """Timed training seconds of the whole trial: the first block, warm-up and steady-state blocks
+    (the clock of time to target and of the budget; evaluations and latency sampling excluded)."""
+    if record.first_block is None or record.scenario != "train":
+        return None
+    return record.first_block.seconds + sum(b.seconds for b in record.warmup_blocks + record.blocks)
+
+
+def best_accuracy(record: TrialRecord) -> float | None:
+    """The highest test accuracy of any of the trial's evaluations."""
+    return max((e.test_accuracy for e in record.evaluations), default=None)
+
+
+def to_target_text(reached: int, processes: int, seconds: float | None, steps: int | None, trained: float | None,
+                   best: float | None) -> str:
+    """The "to target" cell, in every format: seconds and steps to the target (the median repeat's),
+    or "not reached in N s (best A)" with the timed training seconds the trial had and the best
+    accuracy it got; with repeats, how many reached it."""
+    out_of = f", {reached} of {processes}" if processes > 1 else ""
+    if steps is not None and seconds is not None:
+        return f"{format_seconds(seconds)} ({steps:,} steps{out_of})"
+    budget = f" in {trained:,.0f} s" if trained is not None else ""
+    detail = ", ".join(([f"best {best:.4f}"] if best is not None else []) + ([out_of[2:]] if out_of else []))
+    return f"not reached{budget}" + (f" ({detail})" if detail else "")
+
+
+def format_seconds(value: float) -> str:
+    if value < 1e-3:
+        return f"{value * 1e6:.0f} µs"
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
 
 
 def training_memory(record: TrialRecord) -> int | None:
@@ -170,6 +207,7 @@ def summarize(records: Iterable[TrialRecord],
         interval = "" if pooled.size < MIN_BLOCKS_FOR_INTERVAL else CI_95 if len(per_process) > 1 else WITHIN_RUN
         low, high = throughput_ci(per_process, noise) if interval else (None, None)
         reached, seconds_to_target, steps_to_target = time_to_target(ok)
+        trained, best = _median([trained_seconds(r) for r in ok]), _median([best_accuracy(r) for r in ok])
         peak = _median([peak_for(r) for r in ok]) if peak_for and ok else None
         q1, q3 = np.percentile(pooled, [25, 75]) if pooled.size else (None, None)
         latencies = np.concatenate([np.asarray(r.latencies_s, dtype=float) for r in ok]) if ok else np.array([])
@@ -191,9 +229,14 @@ def summarize(records: Iterable[TrialRecord],
             "first_block_s": _median([r.first_block.seconds if r.first_block else None for r in ok]),
             "latency_p50_s": p50, "latency_p90_s": p90, "latency_p99_s": p99,
             "test_accuracy": _median([r.final_test_accuracy for r in ok]),
+            "best_test_accuracy": best,
             "target_accuracy": first.target_accuracy if first else None,
             "target_reached": reached if ok else None,
             "steps_to_target": steps_to_target, "time_to_target_s": seconds_to_target,
+            "to_target": to_target_text(reached, len(ok), seconds_to_target, steps_to_target, trained, best)
+            if ok and first.target_accuracy is not None and scenario == "train" else None,
+            "trained_s": trained, "budget_s": _median([r.budget_s for r in ok]),
+            "stopped_by": _most_common([r.stopped_by for r in ok if r.stopped_by]),
             "rss_after_import_bytes": _median([r.rss_after_import_bytes for r in ok]),
             "rss_after_build_bytes": _median([r.rss_after_build_bytes for r in ok]),
             "peak_rss_bytes": _median([r.peak_rss_bytes for r in ok]),

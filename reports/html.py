@@ -12,7 +12,7 @@ import pandas as pd
 
 from harness.files import BadFile
 from harness.record import TrialRecord
-from reports import plots, precision, scaling
+from reports import phases, plots, precision, scaling
 from reports.aggregate import CI_95, record_case
 from reports.tables import SORT_COLUMNS, interval_header, table_headers, table_keys, table_rows
 
@@ -106,11 +106,11 @@ def _verdict(group: pd.DataFrame) -> tuple[str, bool]:
                      f"{lean.iloc[0]['peak_rss_bytes'] / 2**20:,.0f} MiB peak RSS")
     else:
         text += ". "
-        reached = ok[ok["test_accuracy"] >= ok["target_accuracy"]]
-        text += f"Target accuracy reached by {len(reached)} of {len(ok)}"
-        missed = ok[ok["test_accuracy"] < ok["target_accuracy"]]
+        with_target = ok[ok["target_accuracy"].notna()]
+        missed = with_target[with_target["time_to_target_s"].isna()]
+        text += f"Target accuracy reached by {len(with_target) - len(missed)} of {len(with_target)}"
         if len(missed):
-            text += " (missed: " + ", ".join(_e(x) for x in missed["label"]) + ")"
+            text += " (" + "; ".join(f"{_e(r['label'])}: {_e(r['to_target'])}" for _, r in missed.iterrows()) + ")"
             warn = True
         lean = ok.dropna(subset=["training_memory_bytes"]).sort_values("training_memory_bytes")
         if len(lean):
@@ -147,7 +147,8 @@ def _figures(group: pd.DataFrame, records: list[TrialRecord], palette: dict) -> 
     figs = [plots.throughput(measured, palette, interval_header(measured))]
     target = measured["target_accuracy"].dropna()
     if any(r.evaluations for r in curves):
-        figs.append(plots.accuracy_over_time(curves, float(target.iloc[0]) if len(target) else None, palette))
+        figs.append(plots.accuracy_over_time(curves, float(target.iloc[0]) if len(target) else None, palette,
+                                             dict(zip(measured["label"], measured["to_target"]))))
     if any(r.step_losses for r in curves):
         figs.append(plots.loss_curves(curves, palette))
     if measured["training_memory_bytes"].notna().any() and measured["scenario"].eq("train").all():
@@ -155,6 +156,19 @@ def _figures(group: pd.DataFrame, records: list[TrialRecord], palette: dict) -> 
     if measured["peak_fraction"].notna().any():
         figs.append(plots.efficiency(measured, palette))
     return "<div class=figs>" + "".join(f"<figure>{svg}</figure>" for svg in figs) + "</div>"
+
+
+def _time_section(records: list[TrialRecord]) -> str:
+    """Each trial's seconds by phase: the stacked bars, the table, the run's total by phase."""
+    table = phases.frame(records)
+    if table.empty:
+        return ""
+    columns = [phases.TOTAL, *phases.phase_columns(table)]
+    head = "".join(f"<th scope=col>{_e(h)}</th>" for h in ["case", "framework", *columns])
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>" for cells in phases.cells(table))
+    return (f"<section><h2 id=time>Where each trial's time went</h2><p class=meta>{_e(phases.total_line(records))}"
+            f"</p><div class=figs><figure>{plots.phase_breakdown(table, phases.phase_columns(table))}</figure></div>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>")
 
 
 def _problems(frame: pd.DataFrame, unreadable: list[BadFile]) -> str:
@@ -219,6 +233,10 @@ def render(frame: pd.DataFrame, records: list[TrialRecord], settings: list[str],
     if precision_section:
         links.append("<a href=\"#precision\">precision</a>")
         sections.append(precision_section)
+    time_section = _time_section(records)
+    if time_section:
+        links.append("<a href=\"#time\">where the time went</a>")
+        sections.append(time_section)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"

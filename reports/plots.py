@@ -18,6 +18,7 @@ from harness.record import TrialRecord  # noqa: E402
 plt.rcParams.update({"svg.fonttype": "path", "font.size": 9, "axes.spines.top": False,
                      "axes.spines.right": False, "figure.dpi": 96})
 PALETTE = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
+PHASE_COLORS = plt.get_cmap("tab20").colors  # one per harness.record.PHASES entry, the same in every report
 
 
 def _svg(fig: plt.Figure) -> str:
@@ -81,20 +82,60 @@ def efficiency(group: pd.DataFrame, palette: dict) -> str:
                  fmt=lambda v: f"{v:.1f}%" if v >= 0.1 else f"{v:.2g}%")
 
 
-def accuracy_over_time(records: list[TrialRecord], target: float | None, palette: dict) -> str:
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+def accuracy_over_time(records: list[TrialRecord], target: float | None, palette: dict,
+                       to_target: dict[str, str] | None = None) -> str:
+    """Test accuracy at each evaluation against timed training seconds. A trial that did not reach
+    the target says so in the legend ("not reached in 20 s (best 0.9712)", as in the tables), and
+    ends in a cross; a dotted line marks the trials' training budget, where they had one."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    budgets = sorted({r.budget_s for r in records if r.budget_s})
     for record in records:
-        if record.evaluations:
-            ax.plot([e.train_seconds for e in record.evaluations], [e.test_accuracy for e in record.evaluations],
-                    marker="o", markersize=3, linewidth=1.2, color=palette[record.label], label=record.label)
+        if not record.evaluations:
+            continue
+        seconds = [e.train_seconds for e in record.evaluations]
+        accuracy = [e.test_accuracy for e in record.evaluations]
+        missed = record.steps_to_target is None and target is not None
+        text = (to_target or {}).get(record.label) or ""
+        label = f"{record.label}: {text}" if missed and text.startswith("not reached") else record.label
+        line, = ax.plot(seconds, accuracy, marker="o", markersize=3, linewidth=1.2, color=palette[record.label],
+                        label=label)
+        if missed:
+            ax.plot(seconds[-1:], accuracy[-1:], marker="x", markersize=8, color=line.get_color(), linestyle="")
+    ax.set_xscale("log")
     if target is not None:
         ax.axhline(target, color="0.4", linestyle="--", linewidth=1)
-        ax.text(ax.get_xlim()[1], target, f" target {target:g}", va="bottom", ha="right", fontsize=8, color="0.3")
-    ax.set_xscale("log")
+        # The target's label sits above the plotting area's top-left corner, where no point can cover it.
+        ax.annotate(f"target {target:g}", xy=(0, target), xycoords=("axes fraction", "data"), xytext=(2, 2),
+                    textcoords="offset points", fontsize=8, color="0.3", va="bottom")
+    for budget in budgets:
+        ax.axvline(budget, color="0.55", linestyle=":", linewidth=1)
+        ax.annotate(f"budget {budget:g} s", xy=(budget, 1), xycoords=("data", "axes fraction"), xytext=(-2, -2),
+                    textcoords="offset points", fontsize=8, color="0.3", ha="right", va="top")
     ax.set_xlabel("timed training seconds, log scale (evaluation excluded)")
     ax.set_ylabel("test accuracy")
     ax.set_title("Time to accuracy: further left and higher is better", loc="left")
-    ax.legend(fontsize=7, ncols=2, frameon=False)
+    ax.legend(fontsize=7, ncols=2, frameon=False, loc="upper left", bbox_to_anchor=(0, -0.2))
+    return _svg(fig)
+
+
+def phase_breakdown(table: pd.DataFrame, phases: list[str]) -> str:
+    """Stacked horizontal bars of seconds by phase (reports.phases.frame), one bar per trial row,
+    one colour per phase."""
+    from harness.record import PHASES
+
+    names = [f"{row['label']} · {row['case']}" for _, row in table.iterrows()]
+    fig, ax = plt.subplots(figsize=(7.5, 0.24 * len(table) + 1.6))
+    left = np.zeros(len(table))
+    for phase in phases:
+        values = table[phase].fillna(0).to_numpy(float)
+        ax.barh(range(len(table)), values, left=left, color=PHASE_COLORS[PHASES.index(phase)], label=phase,
+                height=0.75)
+        left += values
+    ax.set_yticks(range(len(table)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds")
+    ax.set_title("Where each trial's time went", loc="left")
+    ax.legend(fontsize=7, ncols=6, frameon=False, loc="upper left", bbox_to_anchor=(0, -0.6 / len(table) - 0.08))
     return _svg(fig)
 
 

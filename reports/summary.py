@@ -13,7 +13,7 @@ from harness.allocator import MALLOC_DESCRIPTIONS
 from harness.files import BadFile, write_text
 from harness.record import TrialRecord
 from harness.rundir import Manifest
-from reports import export, html, plots, precision, scaling
+from reports import export, html, phases, plots, precision, scaling
 from reports.aggregate import BUSY_FRACTION, busy_machine
 from reports.load import load_runs, run_labels
 from reports.names import FILENAMES, FORMATS, SCALING_CSV
@@ -24,6 +24,7 @@ from reports.tables import md_text, problems, workload_tables
 def settings_lines(manifest: Manifest) -> list[str]:
     """The environment and fairness settings of a run, as plain sentences."""
     env, options = manifest.environment, manifest.options
+    profile = manifest.profile
     peak = env.matmul_peak
     frameworks = ", ".join(f"{k} {v}" for k, v in env.frameworks.items() if v) or "none"
     return [
@@ -32,6 +33,12 @@ def settings_lines(manifest: Manifest) -> list[str]:
         f"profile {options.profile}, device {options.device}, threads {options.threads} (intra-op; inter-op 1; "
         f"OpenMP wait policy {env.thread_env.get('OMP_WAIT_POLICY', 'not recorded')}), seed {options.seed}, "
         f"repeats {options.repeats}",
+        (f"training ends {profile.rule} (the {profile.name} profile)" if profile else
+         "training ends: not recorded (a manifest of an earlier dlbench)")
+        + "; 'to target': timed training seconds (the first "
+        "step included, evaluations excluded) to the first evaluation at or above the workload's target accuracy, "
+        "or 'not reached in N s' with the trial's own timed training seconds and the best accuracy of its "
+        "evaluations; 'test acc': the accuracy when training ended",
         f"C allocator: {MALLOC_DESCRIPTIONS[options.malloc]} for every trial (--malloc {options.malloc}; each record's "
         "settings.malloc lists the MALLOC_ variables its process started with)",
         "precision " + ", ".join(f"{p} ({PRECISIONS[p].description})" for p in options.precisions)
@@ -139,7 +146,8 @@ def _all_settings(manifests: list[Manifest | None], records: list[TrialRecord]) 
 def render_markdown(frame: pd.DataFrame, records: list[TrialRecord], manifests: list[Manifest | None],
                     unreadable: list[BadFile] = ()) -> str:
     parts = ["# Benchmark summary", workload_tables(frame, markdown=True)]
-    parts += [section for section in (scaling.markdown_section(frame), precision.markdown_section(frame)) if section]
+    parts += [section for section in (scaling.markdown_section(frame), precision.markdown_section(frame),
+                                       phases.section(records, markdown=True)) if section]
     trouble = problems(frame, markdown=True, unreadable=unreadable)
     if trouble:
         parts += ["## Skipped or failed", trouble + "\n\nFull output of each trial: `logs/<trial>.log`."]

@@ -8,7 +8,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from harness.files import BadFile
-from reports.aggregate import CI_95, WITHIN_RUN
+from reports.aggregate import CI_95, WITHIN_RUN, format_seconds
 
 INTERVAL = "interval"  # stands for the interval column's header, which says what the interval is
 MEMORY_HEADER = "train mem (peak RSS)"
@@ -65,11 +65,7 @@ def _num(value: float | None, digits: int = 0) -> str:
 
 
 def _seconds(value: float | None) -> str:
-    if _missing(value):
-        return "–"
-    if value < 1e-3:
-        return f"{value * 1e6:.0f} µs"
-    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+    return "–" if _missing(value) else format_seconds(value)
 
 
 def _mib(value: float | None) -> str:
@@ -86,12 +82,8 @@ def accuracy_cell(row: pd.Series) -> str:
 
 
 def _to_target(row: pd.Series) -> str:
-    """Seconds and steps to the target (the median repeat's), and with repeats how many reached it."""
-    steps, processes = row["steps_to_target"], row["processes"]
-    out_of = "" if _missing(processes) or processes < 2 else f", {row['target_reached']:.0f} of {processes:.0f}"
-    if _missing(steps):
-        return f"not reached{out_of}" if row["status"].startswith("ok") else "–"
-    return f"{_seconds(row['time_to_target_s'])} ({steps:,.0f} steps{out_of})"
+    """The frame's `to_target` text (reports.aggregate.to_target_text), "–" where there is none."""
+    return "–" if _missing(row["to_target"]) else str(row["to_target"])
 
 
 def interval_header(frame: pd.DataFrame) -> str:

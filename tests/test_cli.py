@@ -38,6 +38,7 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     (["run", "--seed", "-1"], "-1 is out of range; use 0 to 4294967295"),
     (["run", "--timeout", "0"], "0 is not allowed; use a finite number of seconds above 0"),
     (["run", "--timeout", "inf"], "inf is not allowed; use a finite number of seconds above 0"),
+    (["run", "--budget", "-5"], "-5 is not allowed; use a finite number of seconds above 0"),
     (["run", "--timeout", "nan"], "nan is not allowed; use a finite number of seconds above 0"),
     (["run", "--threads", "999"], f"999 threads asked, but this process may use {len(usable_cores())} core"),
     (["run", "--threads", "0"], "0 is not allowed; use a whole number of 1 or more"),

@@ -9,13 +9,14 @@ import pytest
 
 from harness.plan import INFER_BATCH_SIZES, RunOptions, options_problem, plan
 from harness.record import SCHEMA_VERSION, Block, TrialRecord
-from harness.trial import INFER_BLOCKS, MIN_LATENCY_CALLS
+from harness.trial import MIN_LATENCY_CALLS
 from reports import scaling
 from reports.aggregate import summarize
 from reports.summary import render_markdown, write_reports
 from tests.conftest import framework_args, run_records
 from tests.test_faults import cli, one_line
 from workloads import get_workload
+from workloads.profiles import PROFILES
 
 
 def _options(**changes) -> RunOptions:
@@ -81,7 +82,7 @@ def test_an_inference_trial_times_calls_checks_outputs_and_reports_latency(fakes
     spec = get_workload("mnist_mlp").resized(width=64)
     for r in records.values():
         assert r.status == "ok" and r.scenario == "infer" and r.width == 64
-        assert len(r.blocks) == INFER_BLOCKS["smoke"] and r.first_block.steps == 1
+        assert len(r.blocks) == PROFILES["smoke"].infer_blocks and r.first_block.steps == 1
         assert len(r.latencies_s) >= MIN_LATENCY_CALLS
         assert r.reference_error < 1e-6 and r.flops_per_sample == spec.forward_flops()
         assert not r.evaluations and r.final_test_accuracy is None

@@ -108,7 +108,7 @@ class Oracle(KeepsViews):
 
 
 def test_the_quick_profile_stops_at_the_target_once_enough_blocks_are_timed(data_dir):
-    from harness.trial import STOP_AT_TARGET_AFTER_BLOCKS
+    from workloads.profiles import PROFILES
 
     spec = get_workload("mnist_mlp")
     data = training_data(spec, "mnist", "quick", data_dir)
@@ -118,11 +118,8 @@ def test_the_quick_profile_stops_at_the_target_once_enough_blocks_are_timed(data
     trial = make_trial("tests.test_memory:Oracle", workload="mnist_mlp", dataset="mnist", profile="quick")
     record = TrialRecord.not_run(trial, "r", "error", "")
     train(adapter, spec, data, trial, record, Progress(None))
-    enough = STOP_AT_TARGET_AFTER_BLOCKS["quick"]
+    enough = PROFILES["quick"].min_blocks
     assert record.steps_to_target == record.evaluations[0].step  # reached at the first evaluation ...
-    assert len(record.blocks) >= enough  # ... but trained on until the figures had enough blocks ...
-    last = record.evaluations[-1].step
-    assert last < record.epochs * record.steps_per_epoch  # ... then stopped, before the profile's epochs
-    assert len([b for b in record.blocks if b.first_step < record.evaluations[-2].step]) < enough
-    assert record.settings["stopped_at"].startswith(f"step {last} of {record.epochs * record.steps_per_epoch}")
-    assert record.final_test_accuracy == 1.0
+    assert len(record.blocks) == enough  # ... but trained on until the figures had enough blocks ...
+    assert record.evaluations[-1].step < record.epochs * record.steps_per_epoch  # ... then stopped, early
+    assert record.stopped_by == "target" and record.final_test_accuracy == 1.0

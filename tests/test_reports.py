@@ -112,7 +112,7 @@ def test_report_writes_every_format_with_the_failures(tmp_path):
     assert "deliberate failure &lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold</b>" not in page
     assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page
     assert "Fastest: <b>pytorch</b> at 12,800 samples/s, 2.00× the next, <b>tensorflow</b>" in page
-    assert "Target accuracy reached by 1 of 2 (missed: tensorflow)" in page
+    assert "Target accuracy reached by 1 of 2 (tensorflow: not reached in 1 s (best 0.9600))" in page
 
 
 def test_runs_are_pooled_or_side_by_side(tmp_path):
@@ -194,7 +194,7 @@ def test_time_to_target_counts_every_repeat_and_takes_one_repeats_figures():
     # b: reached by 1 of 3: the median repeat never reached it
     assert frame.loc["b", "target_reached"] == 1 and pd.isna(frame.loc["b", "time_to_target_s"])
     text = workload_tables(frame.reset_index(), markdown=False)
-    assert "4.00 s (400 steps, 2 of 3)" in text and "not reached, 1 of 3" in text
+    assert "4.00 s (400 steps, 2 of 3)" in text and "not reached in 1 s (1 of 3)" in text
 
 
 def test_sustained_rate_shows_stalls_the_median_hides():

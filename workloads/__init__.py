@@ -9,7 +9,8 @@ import numpy as np
 from workloads import datasets
 from workloads.mnist_cnn import SPEC as MNIST_CNN
 from workloads.mnist_mlp import SPEC as MNIST_MLP
-from workloads.spec import PROFILES, WorkloadSpec
+from workloads.profiles import PROFILES
+from workloads.spec import WorkloadSpec
 from workloads.xor import SPEC as XOR
 
 WORKLOADS: dict[str, WorkloadSpec] = {spec.name: spec for spec in (XOR, MNIST_MLP, MNIST_CNN)}

@@ -14,7 +14,8 @@ from typing import Mapping
 
 import numpy as np
 
-PROFILES = ("smoke", "ci", "quick", "full")
+from workloads.profiles import PROFILES
+
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
 LAYER_KINDS = ("dense", "conv2d", "maxpool", "flatten", *ACTIVATIONS, "dropout")
 LOSSES = ("softmax_cross_entropy", "binary_cross_entropy")

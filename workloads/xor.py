@@ -13,7 +13,7 @@ SPEC = WorkloadSpec(
     optimizer=Optimizer("sgd", learning_rate=0.5),
     batch_size=4,
     # One epoch is one step over the four points.
-    epochs={"smoke": 200, "ci": 200000, "quick": 5000, "full": 20000},  # ci: until its blocks are timed
+    epochs={"smoke": 200, "ci": 200000, "quick": 200000, "full": 20000},  # ci, quick: until their blocks are timed
     target_accuracy={"xor": 1.0},
     shuffle=False,
     # Checked every few steps until all four points are right, so steps-to-converge is exact

@@ -11,12 +11,14 @@ from harness.record import PHASES, TrialRecord
 from reports.aggregate import record_case
 
 TOTAL = "total"
+PARENT_PHASES = {"probe", "end"}  # what the parent measures; the rest come from the child's record
 
 
 def frame(records: list[TrialRecord]) -> pd.DataFrame:
     """Seconds by phase, one row per case, dataset and framework (the median of its repeats), in
-    the order the trials ran; phases no record has are left out."""
-    timed = [r for r in records if r.phases]
+    the order the trials ran; phases no record has are left out, and so are records without the
+    child's own phases (a child that died before writing its record has only the parent's probe)."""
+    timed = [r for r in records if set(r.phases) - PARENT_PHASES]
     rows: dict[tuple, list[TrialRecord]] = {}
     for r in timed:
         rows.setdefault((record_case(r), r.dataset, r.label), []).append(r)
@@ -58,10 +60,11 @@ def section(records: list[TrialRecord], markdown: bool) -> str:
 
 def total_line(records: list[TrialRecord]) -> str:
     """The run's trials' time summed by phase, largest first: what a whole run spent where."""
-    sums = {p: sum(r.phases.get(p, 0.0) for r in records) for p in PHASES}
+    timed = [r for r in records if set(r.phases) - PARENT_PHASES]
+    sums = {p: sum(r.phases.get(p, 0.0) for r in timed) for p in PHASES}
     whole = sum(sums.values())
     if not whole:
         return ""
     parts = ", ".join(f"{p} {s:,.0f} s ({s / whole:.0%})" for p, s in sorted(sums.items(), key=lambda kv: -kv[1])
                       if s >= 0.5)
-    return f"{len([r for r in records if r.phases])} trials took {whole:,.0f} s: {parts}"
+    return f"{len(timed)} trials took {whole:,.0f} s: {parts}"

@@ -214,6 +214,11 @@ def _slow_run_hit_midway(c, out: Path, data_dir: Path, settle_s: float, hit) -> 
         deadline = time.monotonic() + 120
         while not list(out.glob("*/manifest.json")) and time.monotonic() < deadline:
             time.sleep(0.2)
+        # Both trials' children running (a node just added may take a while to start its workers),
+        # then `settle_s` for them to time some blocks.
+        runs = list(out.glob("*/manifest.json"))
+        while runs and len(_ray_processes_of(runs[0].parent)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
         time.sleep(settle_s)
         hit(proc)
         _, stderr = proc.communicate(timeout=300)
@@ -226,7 +231,7 @@ def test_a_lost_node_gives_node_lost_records_and_resume_measures_them_again(clus
     c, nodes = cluster
     out = tmp_path / "run"
     try:
-        proc, stderr = _slow_run_hit_midway(c, out, data_dir, 3, lambda proc: c.remove_node(nodes[1]))
+        proc, stderr = _slow_run_hit_midway(c, out, data_dir, 2, lambda proc: c.remove_node(nodes[1]))
     finally:
         nodes[1] = c.add_node(node_ip_address="127.0.0.1", **NODE_ARGS)  # for whatever runs after
         c.wait_for_nodes()
@@ -253,7 +258,7 @@ def test_ctrl_c_stops_the_trials_on_their_nodes_keeps_what_they_measured_and_res
 
     c, _ = cluster
     out = tmp_path / "run"
-    proc, stderr = _slow_run_hit_midway(c, out, data_dir, 4, lambda proc: proc.send_signal(signal.SIGINT))
+    proc, stderr = _slow_run_hit_midway(c, out, data_dir, 2, lambda proc: proc.send_signal(signal.SIGINT))
     assert proc.returncode == 130, stderr[-3000:]
     assert "finish the run with: bench.py run --resume" in stderr
     run = _run_dir(out)
